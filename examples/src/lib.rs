@@ -1,0 +1,1 @@
+//! Runnable rollback playbooks; see the `examples/` directory.

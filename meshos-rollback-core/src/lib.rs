@@ -1,0 +1,9 @@
+//! Rollback playbooks as code.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod decision;
+pub mod error;
+pub mod model;
+pub mod observation;
+
+pub use error::{Error, ErrorKind, Result};
