@@ -1,9 +1,12 @@
 //! Rollback playbooks as code.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod clock;
 pub mod decision;
 pub mod error;
 pub mod model;
 pub mod observation;
+pub mod provider;
+pub mod wait;
 
 pub use error::{Error, ErrorKind, Result};
