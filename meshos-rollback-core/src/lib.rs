@@ -2,8 +2,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod decision;
 pub mod error;
+pub mod memory;
 pub mod model;
 pub mod observation;
 pub mod provider;

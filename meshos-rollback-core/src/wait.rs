@@ -144,7 +144,7 @@ impl Backoff {
 /// provider in a retry layer to ride out passing ones. `what` names the wait in
 /// errors, with the provider: `EcsDeployer(us-east-1/prod): rollout of meshos-api`.
 pub async fn poll_until<T, F, Fut, C>(
-    what: &dyn fmt::Display,
+    what: &(dyn fmt::Display + Sync),
     mut fetch: F,
     condition: &C,
     backoff: &Backoff,
