@@ -6,6 +6,7 @@ pub mod clock;
 pub mod conformance;
 pub mod decision;
 pub mod error;
+pub mod layer;
 pub mod memory;
 pub mod model;
 pub mod observation;
