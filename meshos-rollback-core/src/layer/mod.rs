@@ -108,16 +108,14 @@ impl<Outer, Inner> Stack<Outer, Inner> {
 }
 
 impl<Outer: Layer, Inner: Layer> Layer for Stack<Outer, Inner> {
-    fn call<T, F, Fut>(&self, op: &Operation<'_>, f: F) -> impl Future<Output = Result<T>> + Send
+    async fn call<T, F, Fut>(&self, op: &Operation<'_>, f: F) -> Result<T>
     where
         T: Send,
         F: Fn() -> Fut + Send + Sync,
         Fut: Future<Output = Result<T>> + Send,
     {
-        async move {
-            let f = &f;
-            self.outer.call(op, || self.inner.call(op, f)).await
-        }
+        let f = &f;
+        self.outer.call(op, || self.inner.call(op, f)).await
     }
 }
 

@@ -112,36 +112,34 @@ impl RetryLayer {
 }
 
 impl Layer for RetryLayer {
-    fn call<T, F, Fut>(&self, op: &Operation<'_>, f: F) -> impl Future<Output = Result<T>> + Send
+    async fn call<T, F, Fut>(&self, op: &Operation<'_>, f: F) -> Result<T>
     where
         T: Send,
         F: Fn() -> Fut + Send + Sync,
         Fut: Future<Output = Result<T>> + Send,
     {
-        async move {
-            let mut attempt = 1;
-            loop {
-                match f().await {
-                    Ok(v) => {
-                        self.budget.deposit();
-                        return Ok(v);
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Ok(v) => {
+                    self.budget.deposit();
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let retry = e.is_retryable()
+                        && op.idempotent
+                        && attempt < self.policy.max_attempts
+                        && self.budget.withdraw();
+                    if !retry {
+                        return Err(e);
                     }
-                    Err(e) => {
-                        let retry = e.is_retryable()
-                            && op.idempotent
-                            && attempt < self.policy.max_attempts
-                            && self.budget.withdraw();
-                        if !retry {
-                            return Err(e);
-                        }
-                        let pause = self.pause(attempt - 1);
-                        tracing::warn!(
-                            provider = %op.provider, op = op.name, attempt, error = %e,
-                            "retrying in {pause:?}"
-                        );
-                        tokio::time::sleep(pause).await;
-                        attempt += 1;
-                    }
+                    let pause = self.pause(attempt - 1);
+                    tracing::warn!(
+                        provider = %op.provider, op = op.name, attempt, error = %e,
+                        "retrying in {pause:?}"
+                    );
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
                 }
             }
         }
