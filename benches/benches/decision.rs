@@ -16,10 +16,18 @@ fn observations() -> Vec<Observation> {
         .map(|i| {
             let f = f64::from(i);
             let current = Metrics {
-                error_rate_pct: if i % 17 == 0 { None } else { Some((f * 0.37) % 9.0) },
+                error_rate_pct: if i % 17 == 0 {
+                    None
+                } else {
+                    Some((f * 0.37) % 9.0)
+                },
                 p95_latency_ms: Some(80.0 + (f * 7.3) % 400.0),
                 cpu_pct: Some((f * 3.1) % 100.0),
-                memory_pct: if i % 23 == 0 { Some(f64::NAN) } else { Some((f * 5.7) % 100.0) },
+                memory_pct: if i % 23 == 0 {
+                    Some(f64::NAN)
+                } else {
+                    Some((f * 5.7) % 100.0)
+                },
                 request_rate_rps: Some(500.0 + (f * 11.0) % 1000.0),
             };
             let baseline = Metrics::new(0.2, 120.0, 40.0, 50.0, 1000.0);

@@ -110,7 +110,8 @@ pub enum Error {
 }
 
 /// The classification of an [`Error`], for decisions such as "retry this?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// See [`Error::NotFound`].

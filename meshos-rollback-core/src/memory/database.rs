@@ -102,7 +102,17 @@ impl InMemoryDbRestorer {
         instance: &DbInstanceId,
         id: impl Into<SnapshotId>,
     ) -> Result<Snapshot> {
-        let now = self.clock.now();
+        self.add_snapshot(instance, id, self.clock.now())
+    }
+
+    /// Records a manual snapshot of `instance` whose data is from `at`.
+    pub fn add_snapshot(
+        &self,
+        instance: &DbInstanceId,
+        id: impl Into<SnapshotId>,
+        at: Timestamp,
+    ) -> Result<Snapshot> {
+        let now = at;
         let mut st = self.lock();
         if !st.instances.contains_key(instance) {
             return Err(Error::not_found(self, format!("database {instance}")));

@@ -129,8 +129,13 @@ impl InMemoryDeployer {
 
     /// Sets how long a rollout takes.
     pub fn with_rollout_time(self, d: Duration) -> Self {
-        *self.rollout_time.lock().expect("lock") = d;
+        self.set_rollout_time(d);
         self
+    }
+
+    /// Sets how long the next rollouts take.
+    pub fn set_rollout_time(&self, d: Duration) {
+        *self.rollout_time.lock().expect("lock") = d;
     }
 
     /// The region.

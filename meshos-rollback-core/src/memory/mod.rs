@@ -21,6 +21,7 @@ mod notify;
 mod registry;
 mod reports;
 mod traffic;
+mod world;
 
 pub use database::{InMemoryDbRestorer, RestoredFrom};
 pub use deploy::InMemoryDeployer;
@@ -33,3 +34,4 @@ pub use notify::{InMemoryEscalator, InMemoryNotifier};
 pub use registry::InMemoryImageRegistry;
 pub use reports::InMemoryCustomerReports;
 pub use traffic::{InMemoryTrafficShifter, MAX_TARGET_WEIGHT};
+pub use world::{InMemoryRegion, InMemoryWorld, fleet};

@@ -1,0 +1,604 @@
+//! What really happened, rebuilt from the journal: per-step results, the timeline, the
+//! incident report, the stakeholder e-mail and the messages (playbook § Communication).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::checklist::{GateRecord, RollbackRequest, TimelineEntry};
+use super::journal::{JournalEntry, JournalEvent, StepOutcome};
+use super::plan::{RollbackPlan, RunId, Step, StepId, human_duration};
+use crate::model::{Region, ServiceId, Versions};
+use crate::provider::MessageKind;
+use crate::{Error, Result};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every region rolled back and verified.
+    Succeeded,
+    /// Some regions succeeded, some failed.
+    PartiallyFailed,
+    /// Every region failed.
+    Failed,
+    /// A failure halted the other regions.
+    Halted,
+    /// Cancelled or past its deadline.
+    Cancelled,
+    /// No end on record: still running, or the process died (resume it).
+    Incomplete,
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::PartiallyFailed => "partially failed",
+            RunStatus::Failed => "failed",
+            RunStatus::Halted => "halted",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Incomplete => "incomplete",
+        })
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started.
+    NotStarted,
+    /// Started, no outcome on record.
+    Started,
+    /// Done.
+    Succeeded,
+    /// Failed.
+    Failed,
+    /// Cut off by cancellation or a deadline.
+    Interrupted,
+    /// Not run (an earlier step failed, or the run was halted).
+    Skipped,
+}
+
+/// One step as it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Its id.
+    pub id: StepId,
+    /// What it does.
+    pub step: Step,
+    /// Where it stands.
+    pub status: StepStatus,
+    /// When it (last) started.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Times it was started (more than one after a resume).
+    pub attempts: u32,
+    /// The outcome, when it succeeded (or what a failed step found).
+    pub outcome: Option<StepOutcome>,
+    /// The error or skip reason.
+    pub note: Option<String>,
+}
+
+/// How a region ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionStatus {
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// Stopped before finishing, without a failure of its own.
+    Stopped,
+    /// Not finished on record.
+    Incomplete,
+}
+
+/// One region as it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionReport {
+    /// The region.
+    pub region: Region,
+    /// The service.
+    pub service: ServiceId,
+    /// The versions.
+    pub versions: Versions,
+    /// How it ended.
+    pub status: RegionStatus,
+    /// Its steps.
+    pub steps: Vec<StepReport>,
+}
+
+impl RegionReport {
+    /// When the rollback itself (before verification) completed.
+    pub fn rolled_back_at(&self) -> Option<Timestamp> {
+        let mut last = None;
+        for s in &self.steps {
+            if matches!(
+                s.step,
+                Step::Verify { .. } | Step::CheckOtherRegions { .. } | Step::ReadmitRegion { .. }
+            ) {
+                continue;
+            }
+            if s.status != StepStatus::Succeeded {
+                return None;
+            }
+            last = last.max(s.finished_at);
+        }
+        last
+    }
+
+    /// When verification passed.
+    pub fn verified_at(&self) -> Option<Timestamp> {
+        self.steps
+            .iter()
+            .find(|s| matches!(s.step, Step::Verify { .. }) && s.status == StepStatus::Succeeded)
+            .and_then(|s| s.finished_at)
+    }
+}
+
+/// A run as the journal records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run.
+    pub run_id: RunId,
+    /// How it ended.
+    pub status: RunStatus,
+    /// The plan.
+    pub plan: RollbackPlan,
+    /// The request (incident, trigger, prior events).
+    pub request: RollbackRequest,
+    /// What the gate checked.
+    pub gate: GateRecord,
+    /// When the run started.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Per region.
+    pub regions: Vec<RegionReport>,
+    /// Messages sent, with when.
+    pub messages: Vec<(Timestamp, MessageKind, String)>,
+    /// Pages, with when.
+    pub escalations: Vec<(Timestamp, String)>,
+    /// How often the run was resumed.
+    pub resumes: u32,
+}
+
+impl RunReport {
+    /// Rebuilds the report from a run's journal entries.
+    pub fn from_journal(entries: &[JournalEntry]) -> Result<Self> {
+        let first = entries
+            .first()
+            .ok_or_else(|| Error::invalid("journal", "no entries: unknown run"))?;
+        let JournalEvent::RunStarted {
+            plan,
+            request,
+            gate,
+        } = &first.event
+        else {
+            return Err(Error::invalid(
+                "journal",
+                "the first entry is not RunStarted",
+            ));
+        };
+        let mut steps: BTreeMap<StepId, StepReport> = plan
+            .steps()
+            .map(|(_, s)| {
+                (
+                    s.id.clone(),
+                    StepReport {
+                        id: s.id.clone(),
+                        step: s.step.clone(),
+                        status: StepStatus::NotStarted,
+                        started_at: None,
+                        finished_at: None,
+                        attempts: 0,
+                        outcome: None,
+                        note: None,
+                    },
+                )
+            })
+            .collect();
+        let mut report = RunReport {
+            run_id: first.run_id.clone(),
+            status: RunStatus::Incomplete,
+            plan: plan.clone(),
+            request: request.clone(),
+            gate: gate.clone(),
+            started_at: first.at,
+            finished_at: None,
+            regions: Vec::new(),
+            messages: Vec::new(),
+            escalations: Vec::new(),
+            resumes: 0,
+        };
+        for e in &entries[1..] {
+            let mut at_step = |id: &StepId, f: &mut dyn FnMut(&mut StepReport)| {
+                if let Some(s) = steps.get_mut(id) {
+                    f(s);
+                }
+            };
+            match &e.event {
+                JournalEvent::RunStarted { .. } => {}
+                JournalEvent::RunResumed => report.resumes += 1,
+                JournalEvent::StepStarted { step, .. } => at_step(step, &mut |s| {
+                    s.status = StepStatus::Started;
+                    s.started_at = Some(e.at);
+                    s.attempts += 1;
+                }),
+                JournalEvent::StepSucceeded { step, outcome } => at_step(step, &mut |s| {
+                    s.status = StepStatus::Succeeded;
+                    s.finished_at = Some(e.at);
+                    s.outcome = Some(outcome.clone());
+                    s.note = None;
+                }),
+                JournalEvent::StepFailed {
+                    step,
+                    error,
+                    detail,
+                    ..
+                } => at_step(step, &mut |s| {
+                    s.status = StepStatus::Failed;
+                    s.finished_at = Some(e.at);
+                    s.outcome = detail.clone();
+                    s.note = Some(error.clone());
+                }),
+                JournalEvent::StepInterrupted { step, reason } => at_step(step, &mut |s| {
+                    s.status = StepStatus::Interrupted;
+                    s.finished_at = Some(e.at);
+                    s.note = Some(reason.clone());
+                }),
+                JournalEvent::StepSkipped { step, reason } => at_step(step, &mut |s| {
+                    s.status = StepStatus::Skipped;
+                    s.note = Some(reason.clone());
+                }),
+                JournalEvent::MessageSent { kind, text } => {
+                    report.messages.push((e.at, *kind, text.clone()))
+                }
+                JournalEvent::MessageFailed { .. } => {}
+                JournalEvent::Escalated { summary, .. } => {
+                    report.escalations.push((e.at, summary.clone()))
+                }
+                JournalEvent::RunFinished { status } => {
+                    report.status = *status;
+                    report.finished_at = Some(e.at);
+                }
+            }
+        }
+        for r in &plan.regions {
+            let steps: Vec<StepReport> = r.steps.iter().map(|s| steps[&s.id].clone()).collect();
+            let status = if steps.iter().all(|s| s.status == StepStatus::Succeeded) {
+                RegionStatus::Succeeded
+            } else if steps.iter().any(|s| s.status == StepStatus::Failed) {
+                RegionStatus::Failed
+            } else if report.finished_at.is_some() {
+                RegionStatus::Stopped
+            } else {
+                RegionStatus::Incomplete
+            };
+            report.regions.push(RegionReport {
+                region: r.region.clone(),
+                service: r.service.clone(),
+                versions: r.versions.clone(),
+                status,
+                steps,
+            });
+        }
+        Ok(report)
+    }
+
+    /// The region's report.
+    pub fn region(&self, region: &Region) -> Option<&RegionReport> {
+        self.regions.iter().find(|r| &r.region == region)
+    }
+
+    /// When the incident ended: the last verification that passed, else the run's end.
+    pub fn resolved_at(&self) -> Option<Timestamp> {
+        if self.status == RunStatus::Succeeded {
+            self.regions
+                .iter()
+                .filter_map(RegionReport::verified_at)
+                .max()
+                .or(self.finished_at)
+        } else {
+            None
+        }
+    }
+
+    /// The incident timeline: the events before the rollback, then what the engine did,
+    /// at the times the journal recorded.
+    pub fn timeline(&self) -> Vec<TimelineEntry> {
+        let mut t: Vec<TimelineEntry> = self.request.prior_events.clone();
+        let how = match (&self.gate.approval, &self.gate.reason) {
+            (Some(a), _) => format!(
+                "Rollback initiated (manual, approved by {} as {})",
+                a.by, a.role
+            ),
+            (None, Some(_)) => "Rollback initiated (automatic)".to_owned(),
+            _ => "Rollback initiated".to_owned(),
+        };
+        t.push(TimelineEntry::new(self.started_at, how));
+        let many = self.regions.len() > 1;
+        let suffix = |r: &RegionReport| {
+            if many {
+                format!(" in {}", r.region)
+            } else {
+                String::new()
+            }
+        };
+        for r in &self.regions {
+            if let Some(at) = r.rolled_back_at() {
+                t.push(TimelineEntry::new(
+                    at,
+                    format!("Rollback completed{}", suffix(r)),
+                ));
+            }
+            for s in &r.steps {
+                match (&s.step, s.status) {
+                    (Step::Verify { .. }, StepStatus::Succeeded) => {
+                        t.push(TimelineEntry::new(
+                            s.finished_at.unwrap_or(self.started_at),
+                            format!("Health checks passing{}", suffix(r)),
+                        ));
+                    }
+                    (_, StepStatus::Failed) => t.push(TimelineEntry::new(
+                        s.finished_at.unwrap_or(self.started_at),
+                        format!(
+                            "Step failed{}: {} ({})",
+                            suffix(r),
+                            s.step,
+                            s.note.as_deref().unwrap_or("")
+                        ),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        for (at, summary) in &self.escalations {
+            t.push(TimelineEntry::new(
+                *at,
+                format!("Escalated to on-call: {summary}"),
+            ));
+        }
+        if let Some(at) = self.finished_at
+            && self.status != RunStatus::Succeeded
+        {
+            t.push(TimelineEntry::new(
+                at,
+                format!("Rollback ended: {}", self.status),
+            ));
+        }
+        t.sort_by_key(|e| e.at);
+        t
+    }
+
+    fn target_versions(&self) -> String {
+        let mut by_version: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for r in &self.regions {
+            if let Some(v) = &r.versions.target {
+                by_version
+                    .entry(v.clone())
+                    .or_default()
+                    .push(r.region.as_str());
+            }
+        }
+        match by_version.len() {
+            0 => "the previous stable state".to_owned(),
+            1 => by_version.into_keys().next().expect("one"),
+            _ => by_version
+                .into_iter()
+                .map(|(v, rs)| format!("{v} ({})", rs.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// The Resolution section's text.
+    pub fn resolution(&self) -> String {
+        let procedure = if self.gate.kind == "automatic" {
+            "automated"
+        } else {
+            "manual"
+        };
+        let mut text = match self.status {
+            RunStatus::Succeeded => format!(
+                "Rolled back to {} using {procedure} rollback procedure.",
+                self.target_versions()
+            ),
+            _ => format!(
+                "Rollback to {} using {procedure} rollback procedure did not complete ({}).",
+                self.target_versions(),
+                self.status
+            ),
+        };
+        for r in &self.regions {
+            for s in &r.steps {
+                if let Some(StepOutcome::DatabaseRestored {
+                    instance,
+                    data_loss,
+                    ..
+                }) = &s.outcome
+                    && s.status == StepStatus::Succeeded
+                {
+                    text.push_str(&format!(
+                        "\n\nDatabase restored into new instance {instance} in {}: {data_loss}.",
+                        r.region
+                    ));
+                }
+                if let Some(StepOutcome::ConnectionSwitched { database, .. }) = &s.outcome {
+                    text.push_str(&format!(" The connection string now points at {database}."));
+                }
+                if s.status == StepStatus::Failed {
+                    text.push_str(&format!(
+                        "\n\n{}: step \"{}\" failed: {}",
+                        r.region,
+                        s.step,
+                        s.note.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+        }
+        if self.status != RunStatus::Succeeded {
+            text.push_str(&format!(
+                "\n\nThe run journal {} records what was and was not done; resume it after fixing the cause.",
+                self.run_id
+            ));
+        }
+        text
+    }
+
+    /// The incident report in the playbook's template, filled from what really happened.
+    pub fn incident_report(&self) -> String {
+        let i = &self.request.incident;
+        let regions: Vec<&str> = i.regions.iter().map(Region::as_str).collect();
+        let end = self.resolved_at().or(self.finished_at);
+        let duration = match end {
+            Some(end) => format!(
+                "{} - {} ({})",
+                hhmm(i.started_at),
+                hhmm(end),
+                minutes(end.duration_since(i.started_at).unsigned_abs())
+            ),
+            None => format!("{} - ongoing", hhmm(i.started_at)),
+        };
+        let impact = self
+            .gate
+            .customer_impact
+            .as_ref()
+            .map_or_else(|| "Not yet assessed".to_owned(), |c| c.to_string());
+        let mut s = String::new();
+        s.push_str("## Incident Summary\n\n");
+        s.push_str(&format!("- **Incident ID**: {}\n", i.id));
+        s.push_str(&format!("- **Severity**: {}\n", i.severity));
+        s.push_str(&format!(
+            "- **Affected Region(s)**: {}\n",
+            regions.join(", ")
+        ));
+        s.push_str(&format!("- **Duration**: {duration}\n"));
+        s.push_str(&format!("- **Customer Impact**: {impact}\n\n"));
+        s.push_str("## Timeline\n\n");
+        for e in self.timeline() {
+            s.push_str(&format!("- {}: {}\n", hhmm(e.at), e.text));
+        }
+        s.push_str("\n## Root Cause\n\n[To be completed after investigation]\n\n");
+        s.push_str("## Resolution\n\n");
+        s.push_str(&self.resolution());
+        s.push_str("\n\n## Follow-up Actions\n\n");
+        for item in [
+            "Complete root cause analysis",
+            "Fix identified bug",
+            "Add additional test coverage",
+            "Update deployment procedures",
+            "Schedule post-mortem meeting",
+        ] {
+            s.push_str(&format!("- [ ] {item}\n"));
+        }
+        s
+    }
+
+    /// The stakeholder e-mail in the playbook's template; honest about a rollback that
+    /// did not (yet) resolve the incident.
+    pub fn stakeholder_email(&self) -> String {
+        let i = &self.request.incident;
+        let comms = &self.plan.comms;
+        let regions: Vec<&str> = i.regions.iter().map(Region::as_str).collect();
+        let (region_word, region_list) = if regions.len() == 1 {
+            ("Region", regions[0].to_owned())
+        } else {
+            ("Regions", regions.join(", "))
+        };
+        let impact = self.gate.customer_impact.as_ref().map_or_else(
+            || "We are still assessing the impact on customers.".to_owned(),
+            |c| c.for_email(),
+        );
+        let where_ = if regions.len() == 1 {
+            format!("the {} region", regions[0])
+        } else {
+            format!("the {} regions", regions.join(", "))
+        };
+        match self.resolved_at() {
+            Some(end) => format!(
+                "Subject: [RESOLVED] Service Incident - {region_word} {region_list}\n\n\
+                 We experienced a service disruption in {where_} from {}-{} UTC.\n\n\
+                 Impact: {impact}\n\n\
+                 Resolution: We rolled back to the previous stable version and all systems are now operating normally.\n\n\
+                 We are conducting a thorough investigation and will provide a detailed post-mortem within {}.\n\n\
+                 If you experienced any issues, please contact {}.\n",
+                hm(i.started_at),
+                hm(end),
+                comms.postmortem_within,
+                comms.support_contact
+            ),
+            None => format!(
+                "Subject: [ONGOING] Service Incident - {region_word} {region_list}\n\n\
+                 We are experiencing a service disruption in {where_} since {} UTC.\n\n\
+                 Impact: {impact}\n\n\
+                 Status: We are rolling back to the previous stable version; the rollback has not yet restored normal operation and our engineers are working on it.\n\n\
+                 We will send an update as soon as service is restored, and a detailed post-mortem within {}.\n\n\
+                 If you experienced any issues, please contact {}.\n",
+                hm(i.started_at),
+                comms.postmortem_within,
+                comms.support_contact
+            ),
+        }
+    }
+}
+
+impl fmt::Display for RunReport {
+    /// What was and was not done, region by region.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Run {}: {}", self.run_id, self.status)?;
+        for r in &self.regions {
+            writeln!(f, "{} ({}): {:?}", r.region, r.service, r.status)?;
+            for s in &r.steps {
+                let mark = match s.status {
+                    StepStatus::Succeeded => "done   ",
+                    StepStatus::Failed => "FAILED ",
+                    StepStatus::Interrupted => "CUT    ",
+                    StepStatus::Skipped => "skipped",
+                    StepStatus::Started => "started",
+                    StepStatus::NotStarted => "not run",
+                };
+                write!(f, "  [{mark}] {}", s.step)?;
+                if let Some(o) = &s.outcome
+                    && s.status == StepStatus::Succeeded
+                {
+                    write!(f, " -> {o}")?;
+                }
+                if let Some(n) = &s.note {
+                    write!(f, " ({n})")?;
+                }
+                writeln!(f)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `10:15 UTC`.
+pub(crate) fn hhmm(t: Timestamp) -> String {
+    format!("{} UTC", hm(t))
+}
+
+/// `10:15`.
+pub(crate) fn hm(t: Timestamp) -> String {
+    t.strftime("%H:%M").to_string()
+}
+
+fn minutes(d: std::time::Duration) -> String {
+    let m = (d.as_secs() + 30) / 60;
+    if m == 1 {
+        "1 minute".into()
+    } else {
+        format!("{m} minutes")
+    }
+}
+
+/// Human-readable duration, re-exported for the engine's messages.
+pub(crate) fn took(d: std::time::Duration) -> String {
+    human_duration(d)
+}

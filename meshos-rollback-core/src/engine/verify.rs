@@ -1,0 +1,288 @@
+//! Post-rollback verification (playbook § Post-Rollback Verification): health
+//! endpoints, smoke tests, metrics held under the limits for a window, customer reports.
+
+use std::fmt;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use super::providers::Providers;
+use super::spec::VerificationSpec;
+use crate::Result;
+use crate::clock::Clock;
+use crate::decision::{RollbackPolicy, VerificationReport, VerificationVerdict};
+use crate::model::{Region, ServiceRef};
+use crate::observation::{Observation, present};
+use crate::provider::{HealthCheckResult, HealthEndpoint, SmokeTestResult};
+
+/// What verification found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationOutcome {
+    /// Whether the rollback fixed things.
+    pub passed: bool,
+    /// Health endpoint results (first and last round).
+    pub health: Vec<HealthCheckResult>,
+    /// The smoke-test result, when run.
+    pub smoke: Option<SmokeTestResult>,
+    /// Metric checks made during the window.
+    pub metric_checks: u32,
+    /// How long the metrics were held under the limits.
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub held_for: Duration,
+    /// The last metrics check (the failing one, if one failed).
+    pub last_metrics: Option<VerificationReport>,
+    /// Customer reports in the matrix's window at the end.
+    pub customer_reports: Option<u32>,
+    /// What is wrong, in plain words; empty when passed.
+    pub problems: Vec<String>,
+}
+
+impl VerificationOutcome {
+    /// One line saying plainly whether the rollback fixed things.
+    pub fn headline(&self) -> String {
+        if self.passed {
+            let mut parts = Vec::new();
+            let healthy = self.health.iter().filter(|h| h.healthy).count();
+            if !self.health.is_empty() {
+                parts.push(format!(
+                    "{healthy}/{} health checks passing",
+                    self.health.len()
+                ));
+            }
+            if let Some(s) = &self.smoke {
+                parts.push(format!("smoke tests: {}", s.summary));
+            }
+            if self.metric_checks > 0 {
+                parts.push(format!(
+                    "metrics under the limits for {} ({} checks)",
+                    super::plan::human_duration(self.held_for),
+                    self.metric_checks
+                ));
+            }
+            if let Some(n) = self.customer_reports {
+                parts.push(format!("{n} customer report(s)"));
+            }
+            format!("the rollback fixed it: {}", parts.join(", "))
+        } else {
+            format!("the rollback did NOT fix it: {}", self.problems.join("; "))
+        }
+    }
+}
+
+impl fmt::Display for VerificationOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.headline())?;
+        for h in &self.health {
+            write!(f, "\n  - {h}")?;
+        }
+        if let Some(m) = &self.last_metrics {
+            for line in m.to_string().lines() {
+                write!(f, "\n  {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The health endpoints of a region, from the templates.
+pub(crate) fn endpoints(spec: &VerificationSpec, region: &Region) -> Vec<HealthEndpoint> {
+    spec.health_endpoints
+        .iter()
+        .map(|t| {
+            let url = t.replace("{region}", region.as_str());
+            let name = url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                .unwrap_or_else(|| url.clone());
+            HealthEndpoint::new(format!("{region} {name}"), url)
+        })
+        .collect()
+}
+
+async fn probe(
+    providers: &Providers,
+    eps: &[HealthEndpoint],
+    out: &mut VerificationOutcome,
+) -> Result<()> {
+    let Some(checker) = &providers.health else {
+        return Ok(());
+    };
+    for ep in eps {
+        let r = checker.check(ep).await?;
+        if !r.healthy {
+            out.problems.push(format!("{r}"));
+        }
+        out.health.push(r);
+    }
+    Ok(())
+}
+
+/// Runs verification for one service. Fails fast: an unhealthy endpoint or a limit
+/// exceeded ends it at once; missing metric data is a failure, never a pass.
+pub(crate) async fn verify(
+    providers: &Providers,
+    spec: &VerificationSpec,
+    policy: &RollbackPolicy,
+    clock: &dyn Clock,
+    service: &ServiceRef,
+) -> Result<VerificationOutcome> {
+    let mut out = VerificationOutcome {
+        passed: false,
+        health: Vec::new(),
+        smoke: None,
+        metric_checks: 0,
+        held_for: Duration::ZERO,
+        last_metrics: None,
+        customer_reports: None,
+        problems: Vec::new(),
+    };
+    let eps = endpoints(spec, &service.region);
+    probe(providers, &eps, &mut out).await?;
+    if !out.problems.is_empty() {
+        return Ok(out);
+    }
+    if spec.smoke_tests
+        && let Some(smoke) = &providers.smoke
+    {
+        let r = smoke.run(service).await?;
+        if !r.passed {
+            out.problems
+                .push(format!("smoke tests failed: {}", r.summary));
+        }
+        out.smoke = Some(r);
+        if !out.problems.is_empty() {
+            return Ok(out);
+        }
+    }
+    if spec.metrics
+        && let Some(metrics) = &providers.metrics
+    {
+        let limits = &policy.verification;
+        let window = limits.window();
+        let interval = limits.check_interval();
+        let baseline = metrics.baseline(service, interval).await?;
+        let started = tokio::time::Instant::now();
+        loop {
+            let current = metrics.observe(service, interval).await?;
+            let report = limits.check(&Observation::new(current, baseline));
+            out.metric_checks += 1;
+            let verdict = report.verdict;
+            out.last_metrics = Some(report);
+            match verdict {
+                VerificationVerdict::Passed => {}
+                VerificationVerdict::Failed => {
+                    let failing: Vec<String> = out
+                        .last_metrics
+                        .iter()
+                        .flat_map(|r| r.checks.iter().filter(|c| !c.passed).map(|c| c.to_string()))
+                        .collect();
+                    out.problems.push(format!(
+                        "metrics over the limits after {}: {}",
+                        super::plan::human_duration(started.elapsed()),
+                        failing.join(", ")
+                    ));
+                    return Ok(out);
+                }
+                VerificationVerdict::NoData => {
+                    let missing = out
+                        .last_metrics
+                        .as_ref()
+                        .map(|r| r.missing.to_string())
+                        .unwrap_or_default();
+                    out.problems.push(format!(
+                        "no metric data for {missing}: cannot confirm recovery; check the metrics source"
+                    ));
+                    return Ok(out);
+                }
+            }
+            out.held_for = started.elapsed();
+            if out.held_for >= window {
+                break;
+            }
+            tokio::time::sleep(interval.min(window - out.held_for)).await;
+        }
+    }
+    if spec.customer_reports
+        && let Some(reports) = &providers.reports
+    {
+        let w = policy.matrix.customer_reports_window();
+        let since = clock
+            .now()
+            .checked_sub(SignedDuration::try_from(w).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(clock.now());
+        let n = reports.count_since(&service.region, since).await?;
+        out.customer_reports = Some(n);
+        let limit = policy.matrix.settings().customer_reports_investigate_above;
+        if n > limit {
+            out.problems.push(format!(
+                "customers are still reporting problems: {n} report(s) in the last {} (investigate above {limit})",
+                super::plan::human_duration(w)
+            ));
+        }
+    }
+    // Health once more at the end of the window.
+    if out.metric_checks > 0 {
+        probe(providers, &eps, &mut out).await?;
+    }
+    out.passed = out.problems.is_empty();
+    Ok(out)
+}
+
+/// Checks that regions not rolled back stay healthy: every health endpoint answers, and
+/// where metrics exist, error rate and P95 are below the matrix's "monitor" levels.
+pub(crate) async fn check_others(
+    providers: &Providers,
+    spec: &VerificationSpec,
+    policy: &RollbackPolicy,
+    services: &[ServiceRef],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let m = policy.matrix.settings();
+    let mut lines = Vec::new();
+    let mut problems = Vec::new();
+    for svc in services {
+        let region = &svc.region;
+        let eps = endpoints(spec, region);
+        let mut ok = 0;
+        if let Some(checker) = &providers.health {
+            for ep in &eps {
+                let r = checker.check(ep).await?;
+                if r.healthy {
+                    ok += 1;
+                } else {
+                    problems.push(format!("{region}: {r}"));
+                }
+            }
+        }
+        let mut line = format!("{region}: {ok}/{} endpoints healthy", eps.len());
+        if let Some(metrics) = &providers.metrics {
+            let w = policy.verification.check_interval();
+            let now = metrics.observe(svc, w).await?;
+            let base = metrics.baseline(svc, w).await?;
+            match present(now.error_rate_pct) {
+                Some(er) => {
+                    line.push_str(&format!(", error rate {er:.2}%"));
+                    if er > m.error_rate_monitor_above_pct {
+                        problems.push(format!(
+                            "{region}: error rate {er:.2}% > {:.2}%",
+                            m.error_rate_monitor_above_pct
+                        ));
+                    }
+                }
+                None => line.push_str(", no error-rate data"),
+            }
+            if let (Some(p), Some(b)) = (present(now.p95_latency_ms), present(base.p95_latency_ms))
+            {
+                line.push_str(&format!(", P95 {p:.0} ms"));
+                if p > b * m.p95_monitor_above_factor {
+                    problems.push(format!(
+                        "{region}: P95 {p:.0} ms > {:.1} x baseline {b:.0} ms",
+                        m.p95_monitor_above_factor
+                    ));
+                }
+            }
+        }
+        lines.push(line);
+    }
+    Ok((lines, problems))
+}
