@@ -217,6 +217,12 @@ impl InMemoryDeployer {
         services.get(service)?.serving_at(at).cloned()
     }
 
+    /// A registered revision of the service.
+    pub fn revision(&self, service: &ServiceId, id: &RevisionId) -> Option<Revision> {
+        let services = self.services.lock().expect("lock");
+        Some(services.get(service)?.revisions.get(id)?.revision.clone())
+    }
+
     /// The environment of the current revision (values are secret).
     pub fn env(&self, service: &ServiceId) -> Result<BTreeMap<String, SecretString>> {
         self.with_service(service, |s| {

@@ -62,8 +62,9 @@ impl InMemoryMetrics {
         self.lock().baselines.insert(service.clone(), metrics);
     }
 
-    /// Makes a service's metrics follow the revision `deployer` serves: `profile`
-    /// gives the metrics of each revision.
+    /// Makes a service's metrics follow the revision `deployer` serves: `profiles`
+    /// gives the metrics of each revision id or image (a revision derived by
+    /// `set_env`/`set_image` is looked up by its image, then by the id it came from).
     pub fn link_revisions(
         &self,
         service: &ServiceRef,
@@ -85,10 +86,21 @@ impl InMemoryMetrics {
 
     fn at(&self, st: &State, service: &ServiceRef, t: Timestamp) -> Metrics {
         if let Some(l) = st.linked.get(service) {
-            return l
+            let Some(rev) = l.deployer.serving_revision_at(&service.service, t) else {
+                return Metrics::default();
+            };
+            // A revision derived by set_env/set_image (`v2.4.9+1`) behaves like the
+            // image it runs, or else like the revision it was derived from.
+            let image = l
                 .deployer
-                .serving_revision_at(&service.service, t)
-                .and_then(|rev| l.profiles.get(&rev).copied())
+                .revision(&service.service, &rev)
+                .and_then(|r| r.image)
+                .map(RevisionId::new);
+            let root = RevisionId::new(rev.as_str().split('+').next().unwrap_or(rev.as_str()));
+            return [Some(rev), image, Some(root)]
+                .into_iter()
+                .flatten()
+                .find_map(|id| l.profiles.get(&id).copied())
                 .unwrap_or_default();
         }
         st.series

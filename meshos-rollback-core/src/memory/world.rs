@@ -64,6 +64,10 @@ pub mod fleet {
     pub const GOOD: &str = "v2.4.9";
     /// The bad release.
     pub const BAD: &str = "v2.5.0";
+    /// The known-good version's image.
+    pub const GOOD_IMAGE: &str = "meshos/mesh-kernel:sha-abc123";
+    /// The bad release's image.
+    pub const BAD_IMAGE: &str = "meshos/mesh-kernel:sha-def456";
     /// The listener of each region's load balancer.
     pub const LISTENER: &str = "listener/meshos-api";
     /// The stable target group.
@@ -156,7 +160,7 @@ impl InMemoryWorld {
                     &svc,
                     "api",
                     3,
-                    Revision::new(fleet::GOOD).with_image("meshos/mesh-kernel:sha-abc123"),
+                    Revision::new(fleet::GOOD).with_image(fleet::GOOD_IMAGE),
                 );
                 w.metrics.link_revisions(
                     &ServiceRef::new(region.clone(), svc.clone()),
@@ -164,6 +168,8 @@ impl InMemoryWorld {
                     [
                         (fleet::GOOD.into(), fleet::healthy()),
                         (fleet::BAD.into(), fleet::breaching()),
+                        (fleet::GOOD_IMAGE.into(), fleet::healthy()),
+                        (fleet::BAD_IMAGE.into(), fleet::breaching()),
                     ],
                 );
                 w.metrics
