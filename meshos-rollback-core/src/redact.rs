@@ -31,6 +31,13 @@ impl Redactor {
         if value.len() < 4 {
             return;
         }
+        // A backend may quote just the password of a connection string.
+        if let Some(password) = url_password(value)
+            && password.len() >= 4
+            && !password.contains('{')
+        {
+            self.register(&SecretString::from(password.to_owned()));
+        }
         let mut secrets = self.secrets.write().expect("lock");
         if !secrets.iter().any(|s| s.expose_secret() == value) {
             secrets.push(secret.clone());
@@ -50,6 +57,14 @@ impl Redactor {
         }
         mask_url_credentials(&mask_key_values(&out))
     }
+}
+
+/// The password of `scheme://user:password@host…`, if any.
+fn url_password(value: &str) -> Option<&str> {
+    let rest = &value[value.find("://")? + 3..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    Some(&userinfo[userinfo.find(':')? + 1..])
 }
 
 /// Masks the password of `scheme://user:password@host` (and a bare token in
@@ -145,6 +160,16 @@ mod tests {
         );
         r.register(&SecretString::from("ab"));
         assert_eq!(r.redact("ab stays"), "ab stays");
+    }
+
+    #[test]
+    fn the_password_of_a_registered_connection_string_is_masked_alone() {
+        let r = Redactor::new();
+        r.register(&SecretString::from("postgresql://app:Tr0ub4dor@db:5432/x"));
+        assert_eq!(
+            r.redact("auth failed for password Tr0ub4dor"),
+            "auth failed for password ***"
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ async fn single_region_is_excluded_rolled_back_verified_and_readmitted() {
         Some(fleet::GOOD)
     );
 
-    let report = engine.execute(plan, s.manual(&[r.clone()])).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
     assert_eq!(s.current(&r), fleet::GOOD);
     assert_eq!(
@@ -97,7 +97,7 @@ async fn a_region_whose_verification_fails_stays_out_of_routing() {
         .set_status("https://us-east-1.meshos.io/api/v1/status", 503);
     let engine = s.engine();
     let plan = engine.plan(&single_region_spec(&s, &r)).await.unwrap();
-    let report = engine.execute(plan, s.manual(&[r.clone()])).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
     assert_eq!(report.status, RunStatus::Failed);
     assert_eq!(
         step_statuses(&report, &r),
@@ -143,7 +143,7 @@ async fn traffic_shifts_to_the_stable_target_group() {
     ]));
     let engine = s.engine();
     let report = engine
-        .execute(engine.plan(&spec).await.unwrap(), s.manual(&[r.clone()]))
+        .execute(engine.plan(&spec).await.unwrap(), s.manual_for(&r))
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
@@ -191,7 +191,7 @@ async fn traffic_is_not_shifted_to_a_target_with_no_healthy_backend() {
     ]));
     let engine = s.engine();
     let report = engine
-        .execute(engine.plan(&spec).await.unwrap(), s.manual(&[r.clone()]))
+        .execute(engine.plan(&spec).await.unwrap(), s.manual_for(&r))
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Failed);
@@ -234,7 +234,7 @@ async fn known_good_image_is_retagged_and_redeployed() {
         kinds,
         ["retag-image", "redeploy-image", "wait-stable", "verify"]
     );
-    let report = engine.execute(plan, s.manual(&[r.clone()])).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
     let latest = s
         .world
@@ -282,7 +282,7 @@ async fn dns_record_points_back_at_the_previous_load_balancer() {
     let spec = quick(RollbackSpec::new(vec![region_spec]));
     let engine = s.engine();
     let report = engine
-        .execute(engine.plan(&spec).await.unwrap(), s.manual(&[r.clone()]))
+        .execute(engine.plan(&spec).await.unwrap(), s.manual_for(&r))
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
@@ -323,7 +323,7 @@ async fn schema_rollback_reverts_the_last_batch_after_the_application() {
             "verify"
         ]
     );
-    let report = engine.execute(plan, s.manual(&[r.clone()])).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
     let status = s.world.region(&r).migrator.status().await.unwrap();
     assert_eq!(status.version(), Some("20251001_init"));
@@ -389,7 +389,7 @@ async fn point_in_time_restore_goes_to_a_new_instance_and_switches_the_connectio
             "verify"
         ]
     );
-    let mut request = s.manual(&[r.clone()]);
+    let mut request = s.manual_for(&r);
     request.incident.started_at = incident_start;
     let started = tokio::time::Instant::now();
     let report = engine.execute(plan, request).await.unwrap();
@@ -446,7 +446,7 @@ async fn snapshot_restore_uses_the_newest_snapshot() {
                 .plan(&db_spec(&r, RestoreFrom::LatestSnapshot))
                 .await
                 .unwrap(),
-            s.manual(&[r.clone()]),
+            s.manual_for(&r),
         )
         .await
         .unwrap();
@@ -489,7 +489,7 @@ async fn a_restore_never_overwrites_an_existing_instance() {
                 .plan(&db_spec(&r, RestoreFrom::LatestSnapshot))
                 .await
                 .unwrap(),
-            s.manual(&[r.clone()]),
+            s.manual_for(&r),
         )
         .await
         .unwrap();

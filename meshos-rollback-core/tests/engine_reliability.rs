@@ -20,7 +20,8 @@ async fn a_manual_rollback_with_an_unchecked_item_does_not_start() {
     let r = s.regions[0].clone();
     s.deploy_bad(&r).await;
     let engine = s.engine();
-    let cases: [(&str, fn(PreRollbackChecklist) -> PreRollbackChecklist); 4] = [
+    type Unset = fn(PreRollbackChecklist) -> PreRollbackChecklist;
+    let cases: [(&str, Unset); 4] = [
         ("checklist.incident_documented", |mut c| {
             c.incident_documented = None;
             c
@@ -41,7 +42,7 @@ async fn a_manual_rollback_with_an_unchecked_item_does_not_start() {
     for (item, unset) in cases {
         let plan = engine.plan(&single_region_spec(&s, &r)).await.unwrap();
         let run = plan.run_id.clone();
-        let mut request = s.manual(&[r.clone()]);
+        let mut request = s.manual_for(&r);
         request.trigger = Trigger::Manual(unset(full_checklist()));
         let err = engine.execute(plan, request).await.unwrap_err();
         assert!(
@@ -56,7 +57,7 @@ async fn a_manual_rollback_with_an_unchecked_item_does_not_start() {
     }
     // Two missing items are both named.
     let plan = engine.plan(&single_region_spec(&s, &r)).await.unwrap();
-    let mut request = s.manual(&[r.clone()]);
+    let mut request = s.manual_for(&r);
     request.trigger =
         Trigger::Manual(PreRollbackChecklist::new().approved_by("", ApproverRole::Manager));
     let err = engine.execute(plan, request).await.unwrap_err().to_string();
@@ -73,7 +74,7 @@ async fn a_manual_rollback_with_an_unchecked_item_does_not_start() {
         .plan(&quick(single_region_spec(&s, &r)))
         .await
         .unwrap();
-    let report = engine.execute(plan, s.manual(&[r.clone()])).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
     let gate = &report.gate;
     assert_eq!(gate.approval.as_ref().unwrap().by, "alice");
     assert_eq!(
@@ -93,7 +94,7 @@ async fn an_automatic_rollback_needs_no_approval_but_records_why() {
         .plan(&quick(single_region_spec(&s, &r)))
         .await
         .unwrap();
-    let mut request = s.manual(&[r.clone()]);
+    let mut request = s.manual_for(&r);
     request.trigger = Trigger::Automatic { reason: " ".into() };
     let err = engine
         .execute(plan.clone(), request.clone())
@@ -315,7 +316,7 @@ async fn throttling_is_retried_and_timeouts_fail_the_step() {
         .plan(&quick(single_region_spec(&s, &r)))
         .await
         .unwrap();
-    let report = engine.execute(plan, s.manual(&[r.clone()])).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
     assert_eq!(faults.injected().len(), 3);
 
@@ -333,7 +334,7 @@ async fn throttling_is_retried_and_timeouts_fail_the_step() {
         .await
         .unwrap();
     let started = tokio::time::Instant::now();
-    let report = engine.execute(plan, s.manual(&[r.clone()])).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
     assert_eq!(report.status, RunStatus::Failed);
     let wait = &report.region(&r).unwrap().steps[2];
     assert_eq!(wait.status, StepStatus::Failed);
@@ -364,10 +365,10 @@ async fn a_second_rollback_of_the_same_service_is_refused_while_one_runs() {
     let (a, b) = (mk("deploy-tool-a"), mk("deploy-tool-b"));
     let plan_a = a.plan(&quick(single_region_spec(&s, &r))).await.unwrap();
     let plan_b = b.plan(&quick(single_region_spec(&s, &r))).await.unwrap();
-    let first = a.execute(plan_a, s.manual(&[r.clone()]));
+    let first = a.execute(plan_a, s.manual_for(&r));
     let second = async {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        b.execute(plan_b, s.manual(&[r.clone()])).await
+        b.execute(plan_b, s.manual_for(&r)).await
     };
     let (first, second) = tokio::join!(first, second);
     assert_eq!(first.unwrap().status, RunStatus::Succeeded);
@@ -415,7 +416,7 @@ async fn a_crashed_rollback_resumes_without_repeating_completed_steps() {
     let run_id = plan.run_id.clone();
     let crashed = tokio::time::timeout(
         Duration::from_secs(120),
-        first.execute(plan, s.manual(&[r.clone()])),
+        first.execute(plan, s.manual_for(&r)),
     )
     .await;
     assert!(crashed.is_err(), "the first process was killed mid-run");
@@ -495,7 +496,7 @@ async fn a_restore_interrupted_after_it_started_adopts_its_instance_on_resume() 
         ..RunControl::default()
     };
     let report = first
-        .execute_with(plan, s.manual(&[r.clone()]), control)
+        .execute_with(plan, s.manual_for(&r), control)
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Cancelled);
@@ -545,7 +546,7 @@ async fn a_deadline_leaves_a_recorded_consistent_state() {
         ..RunControl::default()
     };
     let report = engine
-        .execute_with(plan, s.manual(&[r.clone()]), control)
+        .execute_with(plan, s.manual_for(&r), control)
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Cancelled);

@@ -231,7 +231,7 @@ async fn trace_layer_names_provider_and_operation() {
     let mut mock = MockDeployer::new();
     mock.expect_revisions()
         .returning(|_| Err(Error::not_found("MockDeployer", "service ecs:c/s")));
-    let d = Layered::new(Arc::new(mock) as Arc<dyn Deployer>, TraceLayer);
+    let d = Layered::new(Arc::new(mock) as Arc<dyn Deployer>, TraceLayer::default());
     let _ = d.revisions(&svc()).await;
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     assert!(

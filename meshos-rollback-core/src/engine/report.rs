@@ -455,13 +455,13 @@ impl RunReport {
     pub fn incident_report(&self) -> String {
         let i = &self.request.incident;
         let regions: Vec<&str> = i.regions.iter().map(Region::as_str).collect();
-        let end = self.resolved_at().or(self.finished_at);
-        let duration = match end {
+        // Not resolved means ongoing, whatever the run did.
+        let duration = match self.resolved_at() {
             Some(end) => format!(
                 "{} - {} ({})",
                 hhmm(i.started_at),
                 hhmm(end),
-                minutes(end.duration_since(i.started_at).unsigned_abs())
+                minutes(minute_of(end) - minute_of(i.started_at))
             ),
             None => format!("{} - ongoing", hhmm(i.started_at)),
         };
@@ -589,8 +589,12 @@ pub(crate) fn hm(t: Timestamp) -> String {
     t.strftime("%H:%M").to_string()
 }
 
-fn minutes(d: std::time::Duration) -> String {
-    let m = (d.as_secs() + 30) / 60;
+/// Whole minutes since the epoch: durations agree with the `HH:MM` times shown.
+fn minute_of(t: Timestamp) -> i64 {
+    t.as_second().div_euclid(60)
+}
+
+fn minutes(m: i64) -> String {
     if m == 1 {
         "1 minute".into()
     } else {

@@ -190,6 +190,7 @@ pub struct EngineBuilder {
     observer: Option<Arc<dyn ProgressObserver>>,
     holder: Option<String>,
     lock_ttl: Duration,
+    redactor: Option<Redactor>,
 }
 
 impl Engine {
@@ -205,7 +206,14 @@ impl Engine {
             observer: None,
             holder: None,
             lock_ttl: Duration::from_secs(300),
+            redactor: None,
         }
+    }
+
+    /// The redactor that masks secrets in journal entries, messages and reports; share
+    /// it with [`TraceLayer::redacting`](crate::layer::TraceLayer::redacting).
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
     }
 
     /// The providers.
@@ -310,9 +318,6 @@ impl Engine {
     ) -> Result<RunReport> {
         let gate = gate(&request, &plan)?;
         let leases = self.lock_all(&plan).await?;
-        for s in self.inner.secrets.values() {
-            self.inner.redactor.register(s);
-        }
         let run = Run::new(
             &self.inner,
             &plan,
@@ -354,9 +359,6 @@ impl Engine {
             unreachable!("from_journal checked the first entry")
         };
         let leases = self.lock_all(plan).await?;
-        for s in self.inner.secrets.values() {
-            self.inner.redactor.register(s);
-        }
         let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
         let run = Run::new(
             &self.inner,
@@ -452,6 +454,12 @@ impl EngineBuilder {
         self
     }
 
+    /// Masks secrets with `redactor` (share it with the tracing layer).
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
     /// How long a lock lasts unless renewed (renewed every third of it while running).
     pub fn with_lock_ttl(mut self, ttl: Duration) -> Self {
         self.lock_ttl = ttl;
@@ -481,8 +489,14 @@ impl EngineBuilder {
                 providers: self.providers,
                 journal,
                 clock,
+                redactor: {
+                    let r = self.redactor.unwrap_or_default();
+                    for s in self.secrets.values() {
+                        r.register(s);
+                    }
+                    r
+                },
                 secrets: self.secrets,
-                redactor: Redactor::new(),
                 observer: self.observer,
                 holder,
                 lock_ttl: self.lock_ttl,

@@ -134,5 +134,5 @@ pub fn standard_stack(
     retry: RetryLayer,
     timeout: TimeoutLayer,
 ) -> Stack<TraceLayer, Stack<RetryLayer, TimeoutLayer>> {
-    TraceLayer.around(retry.around(timeout))
+    TraceLayer::default().around(retry.around(timeout))
 }

@@ -134,8 +134,9 @@ impl Layer for RetryLayer {
                         return Err(e);
                     }
                     let pause = self.pause(attempt - 1);
+                    // The kind only: provider messages may quote secrets.
                     tracing::warn!(
-                        provider = %op.provider, op = op.name, attempt, error = %e,
+                        provider = %op.provider, op = op.name, attempt, kind = ?e.kind(),
                         "retrying in {pause:?}"
                     );
                     tokio::time::sleep(pause).await;

@@ -65,6 +65,11 @@ impl Scenario {
             .collect()
     }
 
+    /// A manual request for one region with every checklist item ticked.
+    pub fn manual_for(&self, region: &Region) -> RollbackRequest {
+        self.manual(std::slice::from_ref(region))
+    }
+
     /// A manual request with every checklist item ticked.
     pub fn manual(&self, regions: &[Region]) -> RollbackRequest {
         RollbackRequest {
