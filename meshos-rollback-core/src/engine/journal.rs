@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,16 +37,15 @@ pub struct JournalEntry {
 /// What a journal line records. Every text is already redacted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
-#[allow(clippy::large_enum_variant)]
 pub enum JournalEvent {
     /// The gate was passed and the run began.
     RunStarted {
         /// The plan.
-        plan: RollbackPlan,
+        plan: Arc<RollbackPlan>,
         /// The request.
-        request: RollbackRequest,
+        request: Arc<RollbackRequest>,
         /// What the gate checked.
-        gate: GateRecord,
+        gate: Arc<GateRecord>,
     },
     /// A run interrupted earlier was resumed.
     RunResumed,
@@ -361,12 +360,13 @@ impl InMemoryJournal {
 #[async_trait]
 impl Journal for InMemoryJournal {
     async fn append(&self, entry: &JournalEntry) -> Result<()> {
-        self.runs
-            .lock()
-            .expect("lock")
-            .entry(entry.run_id.clone())
-            .or_default()
-            .push(entry.clone());
+        let mut runs = self.runs.lock().expect("lock");
+        match runs.get_mut(&entry.run_id) {
+            Some(entries) => entries.push(entry.clone()),
+            None => {
+                runs.insert(entry.run_id.clone(), vec![entry.clone()]);
+            }
+        }
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -149,11 +150,11 @@ pub struct RunReport {
     /// How it ended.
     pub status: RunStatus,
     /// The plan.
-    pub plan: RollbackPlan,
+    pub plan: Arc<RollbackPlan>,
     /// The request (incident, trigger, prior events).
-    pub request: RollbackRequest,
+    pub request: Arc<RollbackRequest>,
     /// What the gate checked.
-    pub gate: GateRecord,
+    pub gate: Arc<GateRecord>,
     /// When the run started.
     pub started_at: Timestamp,
     /// When it ended.
@@ -174,121 +175,11 @@ impl RunReport {
         let first = entries
             .first()
             .ok_or_else(|| Error::invalid("journal", "no entries: unknown run"))?;
-        let JournalEvent::RunStarted {
-            plan,
-            request,
-            gate,
-        } = &first.event
-        else {
-            return Err(Error::invalid(
-                "journal",
-                "the first entry is not RunStarted",
-            ));
-        };
-        let mut steps: BTreeMap<StepId, StepReport> = plan
-            .steps()
-            .map(|(_, s)| {
-                (
-                    s.id.clone(),
-                    StepReport {
-                        id: s.id.clone(),
-                        step: s.step.clone(),
-                        status: StepStatus::NotStarted,
-                        started_at: None,
-                        finished_at: None,
-                        attempts: 0,
-                        outcome: None,
-                        note: None,
-                    },
-                )
-            })
-            .collect();
-        let mut report = RunReport {
-            run_id: first.run_id.clone(),
-            status: RunStatus::Incomplete,
-            plan: plan.clone(),
-            request: request.clone(),
-            gate: gate.clone(),
-            started_at: first.at,
-            finished_at: None,
-            regions: Vec::new(),
-            messages: Vec::new(),
-            escalations: Vec::new(),
-            resumes: 0,
-        };
+        let mut builder = ReportBuilder::start(first)?;
         for e in &entries[1..] {
-            let mut at_step = |id: &StepId, f: &mut dyn FnMut(&mut StepReport)| {
-                if let Some(s) = steps.get_mut(id) {
-                    f(s);
-                }
-            };
-            match &e.event {
-                JournalEvent::RunStarted { .. } => {}
-                JournalEvent::RunResumed => report.resumes += 1,
-                JournalEvent::StepStarted { step, .. } => at_step(step, &mut |s| {
-                    s.status = StepStatus::Started;
-                    s.started_at = Some(e.at);
-                    s.attempts += 1;
-                }),
-                JournalEvent::StepSucceeded { step, outcome } => at_step(step, &mut |s| {
-                    s.status = StepStatus::Succeeded;
-                    s.finished_at = Some(e.at);
-                    s.outcome = Some(outcome.clone());
-                    s.note = None;
-                }),
-                JournalEvent::StepFailed {
-                    step,
-                    error,
-                    detail,
-                    ..
-                } => at_step(step, &mut |s| {
-                    s.status = StepStatus::Failed;
-                    s.finished_at = Some(e.at);
-                    s.outcome = detail.clone();
-                    s.note = Some(error.clone());
-                }),
-                JournalEvent::StepInterrupted { step, reason } => at_step(step, &mut |s| {
-                    s.status = StepStatus::Interrupted;
-                    s.finished_at = Some(e.at);
-                    s.note = Some(reason.clone());
-                }),
-                JournalEvent::StepSkipped { step, reason } => at_step(step, &mut |s| {
-                    s.status = StepStatus::Skipped;
-                    s.note = Some(reason.clone());
-                }),
-                JournalEvent::MessageSent { kind, text } => {
-                    report.messages.push((e.at, *kind, text.clone()))
-                }
-                JournalEvent::MessageFailed { .. } => {}
-                JournalEvent::Escalated { summary, .. } => {
-                    report.escalations.push((e.at, summary.clone()))
-                }
-                JournalEvent::RunFinished { status } => {
-                    report.status = *status;
-                    report.finished_at = Some(e.at);
-                }
-            }
+            builder.apply(e);
         }
-        for r in &plan.regions {
-            let steps: Vec<StepReport> = r.steps.iter().map(|s| steps[&s.id].clone()).collect();
-            let status = if steps.iter().all(|s| s.status == StepStatus::Succeeded) {
-                RegionStatus::Succeeded
-            } else if steps.iter().any(|s| s.status == StepStatus::Failed) {
-                RegionStatus::Failed
-            } else if report.finished_at.is_some() {
-                RegionStatus::Stopped
-            } else {
-                RegionStatus::Incomplete
-            };
-            report.regions.push(RegionReport {
-                region: r.region.clone(),
-                service: r.service.clone(),
-                versions: r.versions.clone(),
-                status,
-                steps,
-            });
-        }
-        Ok(report)
+        Ok(builder.finish())
     }
 
     /// The region's report.
@@ -576,6 +467,171 @@ impl fmt::Display for RunReport {
             }
         }
         Ok(())
+    }
+}
+
+/// Builds a [`RunReport`] one journal entry at a time: from a whole journal, or live
+/// while a run appends, so the report at the end costs nothing to produce.
+#[derive(Debug, Clone)]
+pub(crate) struct ReportBuilder {
+    report: RunReport,
+    /// Where each step sits in `report.regions`.
+    index: std::collections::HashMap<StepId, (usize, usize)>,
+}
+
+impl ReportBuilder {
+    /// Starts from the run's first entry, which must be `RunStarted`.
+    pub(crate) fn start(first: &JournalEntry) -> Result<Self> {
+        let JournalEvent::RunStarted {
+            plan,
+            request,
+            gate,
+        } = &first.event
+        else {
+            return Err(Error::invalid(
+                "journal",
+                "the first entry is not RunStarted",
+            ));
+        };
+        let mut index = std::collections::HashMap::new();
+        let regions = plan
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(ri, r)| RegionReport {
+                region: r.region.clone(),
+                service: r.service.clone(),
+                versions: r.versions.clone(),
+                status: RegionStatus::Incomplete,
+                steps: r
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(si, s)| {
+                        index.insert(s.id.clone(), (ri, si));
+                        StepReport {
+                            id: s.id.clone(),
+                            step: s.step.clone(),
+                            status: StepStatus::NotStarted,
+                            started_at: None,
+                            finished_at: None,
+                            attempts: 0,
+                            outcome: None,
+                            note: None,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(ReportBuilder {
+            report: RunReport {
+                run_id: first.run_id.clone(),
+                status: RunStatus::Incomplete,
+                plan: plan.clone(),
+                request: request.clone(),
+                gate: gate.clone(),
+                started_at: first.at,
+                finished_at: None,
+                regions,
+                messages: Vec::new(),
+                escalations: Vec::new(),
+                resumes: 0,
+            },
+            index,
+        })
+    }
+
+    fn step(&mut self, id: &StepId) -> Option<&mut StepReport> {
+        let (r, s) = *self.index.get(id)?;
+        Some(&mut self.report.regions[r].steps[s])
+    }
+
+    /// Applies one later entry.
+    pub(crate) fn apply(&mut self, e: &JournalEntry) {
+        let at = e.at;
+        match &e.event {
+            JournalEvent::RunStarted { .. } => {}
+            JournalEvent::RunResumed => self.report.resumes += 1,
+            JournalEvent::StepStarted { step, .. } => {
+                if let Some(s) = self.step(step) {
+                    s.status = StepStatus::Started;
+                    s.started_at = Some(at);
+                    s.attempts += 1;
+                }
+            }
+            JournalEvent::StepSucceeded { step, outcome } => {
+                if let Some(s) = self.step(step) {
+                    s.status = StepStatus::Succeeded;
+                    s.finished_at = Some(at);
+                    s.outcome = Some(outcome.clone());
+                    s.note = None;
+                }
+            }
+            JournalEvent::StepFailed {
+                step,
+                error,
+                detail,
+                ..
+            } => {
+                if let Some(s) = self.step(step) {
+                    s.status = StepStatus::Failed;
+                    s.finished_at = Some(at);
+                    s.outcome = detail.clone();
+                    s.note = Some(error.clone());
+                }
+            }
+            JournalEvent::StepInterrupted { step, reason } => {
+                if let Some(s) = self.step(step) {
+                    s.status = StepStatus::Interrupted;
+                    s.finished_at = Some(at);
+                    s.note = Some(reason.clone());
+                }
+            }
+            JournalEvent::StepSkipped { step, reason } => {
+                if let Some(s) = self.step(step) {
+                    s.status = StepStatus::Skipped;
+                    s.note = Some(reason.clone());
+                }
+            }
+            JournalEvent::MessageSent { kind, text } => {
+                self.report.messages.push((at, *kind, text.clone()))
+            }
+            JournalEvent::MessageFailed { .. } => {}
+            JournalEvent::Escalated { summary, .. } => {
+                self.report.escalations.push((at, summary.clone()))
+            }
+            JournalEvent::RunFinished { status } => {
+                self.report.status = *status;
+                self.report.finished_at = Some(at);
+            }
+        }
+    }
+
+    /// The report as it stands, with each region's status worked out.
+    pub(crate) fn current(&mut self) -> &RunReport {
+        self.settle();
+        &self.report
+    }
+
+    /// The report, with each region's status worked out.
+    pub(crate) fn finish(mut self) -> RunReport {
+        self.settle();
+        self.report
+    }
+
+    fn settle(&mut self) {
+        let finished = self.report.finished_at.is_some();
+        for r in &mut self.report.regions {
+            r.status = if r.steps.iter().all(|s| s.status == StepStatus::Succeeded) {
+                RegionStatus::Succeeded
+            } else if r.steps.iter().any(|s| s.status == StepStatus::Failed) {
+                RegionStatus::Failed
+            } else if finished {
+                RegionStatus::Stopped
+            } else {
+                RegionStatus::Incomplete
+            };
+        }
     }
 }
 

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
@@ -21,7 +20,7 @@ use super::journal::{
 };
 use super::plan::{self, PlannedStep, RegionPlan, RollbackPlan, RunId, Step, StepId};
 use super::providers::{Providers, RegionProviders};
-use super::report::{RunReport, RunStatus};
+use super::report::{ReportBuilder, RunReport, RunStatus};
 use super::spec::{PartialFailure, RestoreFrom, RollbackSpec};
 use super::verify;
 use crate::clock::{SharedClock, SystemClock};
@@ -318,26 +317,29 @@ impl Engine {
     ) -> Result<RunReport> {
         let gate = gate(&request, &plan)?;
         let leases = self.lock_all(&plan).await?;
+        // Shared, not copied: the journal entry and the report hold the same plan.
+        let (plan, request) = (Arc::new(plan), Arc::new(request));
         let run = Run::new(
-            &self.inner,
-            &plan,
-            &request,
+            self.inner.clone(),
+            plan.clone(),
+            request.clone(),
             StepStates::default(),
             0,
             control,
+            None,
         );
         let started = run
             .append(JournalEvent::RunStarted {
                 plan: plan.clone(),
                 request: request.clone(),
-                gate,
+                gate: Arc::new(gate),
             })
             .await;
         if let Err(e) = started {
             self.unlock_all(&leases).await;
             return Err(e);
         }
-        run.go(leases, false).await
+        Arc::new(run).go(leases, false).await
     }
 
     /// Resumes an interrupted run from its journal: completed steps are not repeated;
@@ -349,11 +351,13 @@ impl Engine {
     /// [`resume`](Self::resume) with cancellation and a deadline.
     pub async fn resume_with(&self, run_id: &RunId, control: RunControl) -> Result<RunReport> {
         let entries = self.inner.journal.load(run_id).await?;
-        let report = RunReport::from_journal(&entries).map_err(|_| {
-            Error::not_found("journal", format!("run {run_id} (no journal entries)"))
-        })?;
-        if report.status == RunStatus::Succeeded {
-            return Ok(report);
+        let unknown = || Error::not_found("journal", format!("run {run_id} (no journal entries)"));
+        let mut builder = ReportBuilder::start(entries.first().ok_or_else(unknown)?)?;
+        for e in &entries[1..] {
+            builder.apply(e);
+        }
+        if builder.current().status == RunStatus::Succeeded {
+            return Ok(builder.finish());
         }
         let JournalEvent::RunStarted { plan, request, .. } = &entries[0].event else {
             unreachable!("from_journal checked the first entry")
@@ -361,18 +365,19 @@ impl Engine {
         let leases = self.lock_all(plan).await?;
         let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
         let run = Run::new(
-            &self.inner,
-            plan,
-            request,
+            self.inner.clone(),
+            plan.clone(),
+            request.clone(),
             StepStates::from_entries(&entries),
             seq,
             control,
+            Some(builder),
         );
         if let Err(e) = run.append(JournalEvent::RunResumed).await {
             self.unlock_all(&leases).await;
             return Err(e);
         }
-        run.go(leases, true).await
+        Arc::new(run).go(leases, true).await
     }
 
     /// The report of a run, rebuilt from its journal.
@@ -382,24 +387,36 @@ impl Engine {
             .map_err(|_| Error::not_found("journal", format!("run {run_id}")))
     }
 
+    /// Locks every service of the plan, all at once: against a distributed lock,
+    /// one call after another would cost hundreds of round trips. On any failure the
+    /// locks taken are released and the first error is returned.
     async fn lock_all(&self, plan: &RollbackPlan) -> Result<Vec<Lease>> {
-        let mut leases = Vec::new();
-        for r in &plan.regions {
+        let inner = &self.inner;
+        let results = futures::future::join_all(plan.regions.iter().map(|r| async move {
             let key = LockKey::for_service(&ServiceRef::new(r.region.clone(), r.service.clone()));
-            match self
-                .inner
+            inner
                 .lock
-                .acquire(&key, &self.inner.holder, self.inner.lock_ttl)
+                .acquire(&key, &inner.holder, inner.lock_ttl)
                 .await
-            {
+        }))
+        .await;
+        let mut leases = Vec::with_capacity(results.len());
+        let mut first_error = None;
+        for r in results {
+            match r {
                 Ok(l) => leases.push(l),
                 Err(e) => {
-                    self.unlock_all(&leases).await;
-                    return Err(e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(leases)
+        match first_error {
+            None => Ok(leases),
+            Some(e) => {
+                self.unlock_all(&leases).await;
+                Err(e)
+            }
+        }
     }
 
     async fn unlock_all(&self, leases: &[Lease]) {
@@ -505,6 +522,14 @@ impl EngineBuilder {
     }
 }
 
+/// Where a region stands, cheaply: put into words only for status updates.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    done: usize,
+    current: Option<usize>,
+    finished: Option<String>,
+}
+
 /// A failed step, with what it found.
 struct StepFailure {
     error: Error,
@@ -528,44 +553,40 @@ enum RegionEnd {
 }
 
 /// One execution (or resumption) of a plan.
-struct Run<'a> {
-    engine: &'a Inner,
-    plan: &'a RollbackPlan,
-    request: &'a RollbackRequest,
+struct Run {
+    engine: Arc<Inner>,
+    plan: Arc<RollbackPlan>,
+    request: Arc<RollbackRequest>,
     seq: AtomicU64,
     states: Mutex<StepStates>,
     /// Steps started by an earlier attempt of this run.
     started_before: HashSet<StepId>,
-    board: Mutex<BTreeMap<Region, RegionProgress>>,
+    board: Mutex<BTreeMap<Region, Progress>>,
     /// Stops the other regions at their next step boundary (partial-failure policy).
     halt: CancellationToken,
     control: RunControl,
     started_at: Timestamp,
+    /// The report, built from each entry as it is journalled.
+    report: Mutex<Option<ReportBuilder>>,
 }
 
-impl<'a> Run<'a> {
+impl Run {
     fn new(
-        engine: &'a Inner,
-        plan: &'a RollbackPlan,
-        request: &'a RollbackRequest,
+        engine: Arc<Inner>,
+        plan: Arc<RollbackPlan>,
+        request: Arc<RollbackRequest>,
         states: StepStates,
         seq: u64,
         control: RunControl,
+        report: Option<ReportBuilder>,
     ) -> Self {
         let board = plan
             .regions
             .iter()
-            .map(|r| {
-                (
-                    r.region.clone(),
-                    RegionProgress {
-                        total: r.steps.len(),
-                        ..RegionProgress::default()
-                    },
-                )
-            })
+            .map(|r| (r.region.clone(), Progress::default()))
             .collect();
         Run {
+            started_at: engine.clock.now(),
             engine,
             plan,
             request,
@@ -575,10 +596,12 @@ impl<'a> Run<'a> {
             board: Mutex::new(board),
             halt: CancellationToken::new(),
             control,
-            started_at: engine.clock.now(),
+            report: Mutex::new(report),
         }
     }
 
+    /// Appends to the journal, then to the live report: the report only ever shows
+    /// what the journal holds.
     async fn append(&self, event: JournalEvent) -> Result<()> {
         let entry = JournalEntry {
             run_id: self.plan.run_id.clone(),
@@ -586,12 +609,19 @@ impl<'a> Run<'a> {
             at: self.engine.clock.now(),
             event,
         };
-        self.engine.journal.append(&entry).await
+        self.engine.journal.append(&entry).await?;
+        let mut report = self.report.lock().expect("lock");
+        match report.as_mut() {
+            Some(b) => b.apply(&entry),
+            None => *report = Some(ReportBuilder::start(&entry)?),
+        }
+        Ok(())
     }
 
-    fn emit(&self, event: ProgressEvent) {
+    /// Builds the event only when someone listens.
+    fn emit(&self, event: impl FnOnce() -> ProgressEvent) {
         if let Some(o) = &self.engine.observer {
-            o.on_event(&event);
+            o.on_event(&event());
         }
     }
 
@@ -599,31 +629,33 @@ impl<'a> Run<'a> {
         self.engine.redactor.redact(text)
     }
 
+    /// Posts a message and records it.
     async fn say(&self, kind: MessageKind, text: String) {
         let text = self.redact(&text);
         let Some(n) = &self.engine.providers.notifier else {
-            self.emit(ProgressEvent::MessageSent { kind, text });
+            self.emit(|| ProgressEvent::MessageSent { kind, text });
             return;
         };
         let message = Message {
             kind,
             incident_id: self.request.incident.id.clone(),
-            text: text.clone(),
+            text,
         };
         let event = match n.send(&message).await {
             Ok(()) => {
-                self.emit(ProgressEvent::MessageSent {
+                self.emit(|| ProgressEvent::MessageSent {
                     kind,
-                    text: text.clone(),
+                    text: message.text.clone(),
                 });
-                JournalEvent::MessageSent { kind, text }
+                JournalEvent::MessageSent {
+                    kind,
+                    text: message.text,
+                }
             }
             Err(e) => {
-                tracing::warn!(error = %self.redact(&e.to_string()), "could not post a message; the rollback goes on");
-                JournalEvent::MessageFailed {
-                    kind,
-                    error: self.redact(&e.to_string()),
-                }
+                let error = self.redact(&e.to_string());
+                tracing::warn!(%error, "could not post a message; the rollback goes on");
+                JournalEvent::MessageFailed { kind, error }
             }
         };
         if let Err(e) = self.append(event).await {
@@ -662,9 +694,9 @@ impl<'a> Run<'a> {
     }
 
     /// Runs every region, with status updates, lock renewal and the deadline alongside.
-    async fn go(self, leases: Vec<Lease>, resumed: bool) -> Result<RunReport> {
+    async fn go(self: Arc<Self>, leases: Vec<Lease>, resumed: bool) -> Result<RunReport> {
         let run_id = self.plan.run_id.clone();
-        self.emit(ProgressEvent::RunStarted {
+        self.emit(|| ProgressEvent::RunStarted {
             run_id: run_id.clone(),
             resumed,
         });
@@ -684,24 +716,40 @@ impl<'a> Run<'a> {
                 self.plan.comms.status_interval,
             )
         };
-        self.say(MessageKind::Announcement, text).await;
+        // The announcement goes out while the first steps start: a slow chat API
+        // must not delay the rollback itself.
+        let announce = self.say(MessageKind::Announcement, text);
 
-        // Built eagerly: a lazy `map` closure over borrowed regions would make the
-        // future's lifetimes higher-ranked and it would no longer be `Send`.
-        let regions_fut: Vec<_> = self
-            .plan
-            .regions
-            .iter()
-            .map(|r| {
-                let span = tracing::info_span!("region", region = %r.region, run = %run_id);
-                self.run_region(r).instrument(span)
-            })
-            .collect();
-        let all = futures::stream::iter(regions_fut)
-            .buffer_unordered(self.plan.max_parallel.max(1))
-            .collect::<Vec<RegionEnd>>();
+        // One task per region, so hundreds of regions spread over the runtime's
+        // threads; the semaphore keeps at most `max_parallel` running, in plan order.
+        // Dropping the run (a crash) aborts them all.
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.plan.max_parallel.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..self.plan.regions.len() {
+            let run = self.clone();
+            let slots = slots.clone();
+            let span = tracing::info_span!("region", region = %self.plan.regions[index].region, run = %run_id);
+            tasks.spawn(
+                async move {
+                    let _slot = slots
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    run.run_region(&run.plan.regions[index]).await
+                }
+                .instrument(span),
+            );
+        }
+        let all = async {
+            let mut ends = Vec::with_capacity(self.plan.regions.len());
+            while let Some(end) = tasks.join_next().await {
+                // A panicking region is a failed region, not a lost run.
+                ends.push(end.unwrap_or(RegionEnd::Failed));
+            }
+            ends
+        };
         let ends = tokio::select! {
-            ends = all => ends,
+            (_, ends) = async { tokio::join!(announce, all) } => ends,
             never = self.background(&leases, estimate) => match never {},
         };
 
@@ -719,16 +767,28 @@ impl<'a> Run<'a> {
             RunStatus::PartiallyFailed
         };
         self.append(JournalEvent::RunFinished { status }).await?;
-        let report = RunReport::from_journal(&self.engine.journal.load(&run_id).await?)?;
-        self.say(MessageKind::Resolution, comms::resolution(&report))
-            .await;
-        self.emit(ProgressEvent::RunFinished { status });
+        let resolution = self.with_report(comms::resolution)?;
+        self.say(MessageKind::Resolution, resolution).await;
+        self.emit(|| ProgressEvent::RunFinished { status });
         for l in &leases {
             if let Err(e) = self.engine.lock.release(l).await {
                 tracing::warn!(lock = %l.key, error = %e, "could not release the rollback lock; it expires on its own");
             }
         }
-        RunReport::from_journal(&self.engine.journal.load(&run_id).await?)
+        let builder = self.report.lock().expect("lock").take();
+        builder
+            .map(ReportBuilder::finish)
+            .ok_or_else(|| Error::failed("journal", "the run was never recorded as started"))
+    }
+
+    /// Reads the report as the journal records it so far.
+    fn with_report<T>(&self, f: impl FnOnce(&RunReport) -> T) -> Result<T> {
+        self.report
+            .lock()
+            .expect("lock")
+            .as_mut()
+            .map(|b| f(b.current()))
+            .ok_or_else(|| Error::failed("journal", "the run was never recorded as started"))
     }
 
     /// Status updates, lock renewal and the deadline. Never returns.
@@ -754,7 +814,7 @@ impl<'a> Run<'a> {
         loop {
             tokio::select! {
                 _ = status.tick() => {
-                    let board = self.board.lock().expect("lock").clone();
+                    let board = self.status_board();
                     let text = comms::status_update(self.engine.clock.now(), self.started_at, estimate, &board);
                     self.say(MessageKind::StatusUpdate, text).await;
                 }
@@ -774,7 +834,26 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn progress(&self, region: &Region, f: impl FnOnce(&mut RegionProgress)) {
+    /// The progress board in words, for a status update.
+    fn status_board(&self) -> BTreeMap<Region, RegionProgress> {
+        let board = self.board.lock().expect("lock");
+        self.plan
+            .regions
+            .iter()
+            .map(|r| {
+                let p = board.get(&r.region).cloned().unwrap_or_default();
+                let progress = RegionProgress {
+                    done: p.done,
+                    total: r.steps.len(),
+                    current: p.current.map(|i| r.steps[i].step.to_string()),
+                    finished: p.finished,
+                };
+                (r.region.clone(), progress)
+            })
+            .collect()
+    }
+
+    fn progress(&self, region: &Region, f: impl FnOnce(&mut Progress)) {
         if let Some(p) = self.board.lock().expect("lock").get_mut(region) {
             f(p);
         }
@@ -797,7 +876,7 @@ impl<'a> Run<'a> {
                     reason: reason.to_owned(),
                 })
                 .await;
-            self.emit(ProgressEvent::StepSkipped {
+            self.emit(|| ProgressEvent::StepSkipped {
                 region: rp.region.clone(),
                 step: ps.id.clone(),
                 reason: reason.to_owned(),
@@ -884,8 +963,9 @@ impl<'a> Run<'a> {
         ps: &PlannedStep,
     ) -> std::result::Result<(), Option<String>> {
         let region = &rp.region;
-        self.progress(region, |p| p.current = Some(ps.step.to_string()));
-        self.emit(ProgressEvent::StepStarted {
+        let index = rp.steps.iter().position(|s| s.id == ps.id);
+        self.progress(region, |p| p.current = index);
+        self.emit(|| ProgressEvent::StepStarted {
             region: region.clone(),
             step: ps.id.clone(),
             description: ps.step.to_string(),
@@ -935,7 +1015,6 @@ impl<'a> Run<'a> {
         };
         match result {
             Some(Ok(outcome)) => {
-                let text = self.redact(&outcome.to_string());
                 if let Err(e) = self
                     .append(JournalEvent::StepSucceeded {
                         step: ps.id.clone(),
@@ -948,17 +1027,17 @@ impl<'a> Run<'a> {
                         "done, but the journal could not record it: {e}"
                     )));
                 }
+                self.emit(|| ProgressEvent::StepSucceeded {
+                    region: region.clone(),
+                    step: ps.id.clone(),
+                    outcome: self.redact(&outcome.to_string()),
+                    elapsed: started.elapsed(),
+                });
                 self.states
                     .lock()
                     .expect("lock")
                     .succeeded
                     .insert(ps.id.clone(), outcome);
-                self.emit(ProgressEvent::StepSucceeded {
-                    region: region.clone(),
-                    step: ps.id.clone(),
-                    outcome: text,
-                    elapsed: started.elapsed(),
-                });
                 Ok(())
             }
             Some(Err(failure)) => Err(Some(self.fail(rp, ps, failure).await)),
@@ -970,7 +1049,7 @@ impl<'a> Run<'a> {
                         reason: reason.clone(),
                     })
                     .await;
-                self.emit(ProgressEvent::StepSkipped {
+                self.emit(|| ProgressEvent::StepSkipped {
                     region: region.clone(),
                     step: ps.id.clone(),
                     reason,
@@ -994,7 +1073,7 @@ impl<'a> Run<'a> {
                 detail: failure.detail,
             })
             .await;
-        self.emit(ProgressEvent::StepFailed {
+        self.emit(|| ProgressEvent::StepFailed {
             region: rp.region.clone(),
             step: ps.id.clone(),
             error: text.clone(),
@@ -1002,7 +1081,7 @@ impl<'a> Run<'a> {
         text
     }
 
-    fn region_providers(&self, region: &Region) -> Result<&'a RegionProviders> {
+    fn region_providers(&self, region: &Region) -> Result<&RegionProviders> {
         self.engine.providers.regions.get(region).ok_or_else(|| {
             Error::precondition(
                 format!("providers.{region}"),

@@ -56,13 +56,13 @@ impl FaultRule {
         self
     }
 
-    fn matches(&self, op: &Operation<'_>) -> bool {
+    fn matches(&self, op: &Operation<'_>, provider: &str) -> bool {
         self.remaining != Some(0)
             && self.operation.is_none_or(|n| n == op.name)
             && self
                 .provider_contains
                 .as_deref()
-                .is_none_or(|t| op.provider.to_string().contains(t))
+                .is_none_or(|t| provider.contains(t))
     }
 }
 
@@ -89,20 +89,29 @@ impl FaultPlan {
         self.rules.lock().expect("lock").clear();
     }
 
-    /// The calls that got a fault (`provider: op`), in order.
+    /// The calls that failed or hung by injection (`provider: op`), in order. Added
+    /// latency is not recorded.
     pub fn injected(&self) -> Vec<String> {
         self.injected.lock().expect("lock").clone()
     }
 
     fn take(&self, op: &Operation<'_>) -> Option<Fault> {
         let mut rules = self.rules.lock().expect("lock");
-        let rule = rules.iter_mut().find(|r| r.matches(op))?;
+        // Formatting the provider costs an allocation: only when a rule needs it.
+        let provider = rules
+            .iter()
+            .any(|r| r.provider_contains.is_some())
+            .then(|| op.provider.to_string())
+            .unwrap_or_default();
+        let rule = rules.iter_mut().find(|r| r.matches(op, &provider))?;
         if let Some(n) = rule.remaining.as_mut() {
             *n -= 1;
         }
         let fault = rule.fault.clone();
         drop(rules);
-        self.injected.lock().expect("lock").push(op.to_string());
+        if !matches!(fault, Fault::Latency(_)) {
+            self.injected.lock().expect("lock").push(op.to_string());
+        }
         Some(fault)
     }
 }
