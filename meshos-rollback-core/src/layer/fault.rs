@@ -98,11 +98,11 @@ impl FaultPlan {
     fn take(&self, op: &Operation<'_>) -> Option<Fault> {
         let mut rules = self.rules.lock().expect("lock");
         // Formatting the provider costs an allocation: only when a rule needs it.
-        let provider = rules
-            .iter()
-            .any(|r| r.provider_contains.is_some())
-            .then(|| op.provider.to_string())
-            .unwrap_or_default();
+        let provider = if rules.iter().any(|r| r.provider_contains.is_some()) {
+            op.provider.to_string()
+        } else {
+            String::new()
+        };
         let rule = rules.iter_mut().find(|r| r.matches(op, &provider))?;
         if let Some(n) = rule.remaining.as_mut() {
             *n -= 1;
