@@ -374,7 +374,7 @@ impl EcsDeployer {
     ) -> Result<Vec<String>> {
         let (cluster, name) = self.names(service)?;
         let mut out: Vec<String> = Vec::new();
-        let mut push = |out: &mut Vec<String>, arn: String| {
+        let push = |out: &mut Vec<String>, arn: String| {
             if arn != current && !out.contains(&arn) {
                 out.push(arn);
             }
@@ -647,7 +647,7 @@ impl Deployer for EcsDeployer {
             let mut changed = false;
             for i in selected {
                 let c = &mut containers[i];
-                if c.secrets().iter().any(|s| s.name() == Some(var.name.as_str())) {
+                if c.secrets().iter().any(|s| s.name() == var.name) {
                     return Err(Error::conflict(
                         self,
                         format!(

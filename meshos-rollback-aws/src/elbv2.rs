@@ -334,8 +334,7 @@ mod tests {
             .authenticate_oidc_config(
                 AuthenticateOidcActionConfig::builder()
                     .issuer("https://idp")
-                    .build()
-                    .unwrap(),
+                    .build(),
             )
             .build();
         let fwd = Action::builder()

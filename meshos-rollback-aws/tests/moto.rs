@@ -629,11 +629,9 @@ async fn a_config_without_http_client_gets_one() {
     let fx = ecs_fixture(&moto).await;
     // The same account and endpoint, but no HTTP client of the caller's: with the
     // default-http-client feature the backend installs one and calls go through.
-    let bare = moto
-        .config
-        .to_builder()
-        .http_client(Option::<aws_smithy_runtime_api::client::http::SharedHttpClient>::None)
-        .build();
+    let mut bare = moto.config.to_builder();
+    bare.set_http_client(None);
+    let bare = bare.build();
     assert!(bare.http_client().is_none());
     let deployer = EcsDeployer::builder(&bare).build().unwrap();
     // Without the account header this is moto's default account: the fixture's

@@ -28,10 +28,10 @@ use aws_types::SdkConfig;
 
 /// The ECS running-task count the server is started with; test services use it as
 /// their desired count so they become stable.
-pub const ECS_RUNNING: i32 = 2;
+pub(crate) const ECS_RUNNING: i32 = 2;
 
 /// The moto server's URL.
-pub fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT
         .get_or_init(|| match std::env::var("MESHOS_AWS_ENDPOINT") {
@@ -109,7 +109,7 @@ fn raw_get(port: u16, path: &str) -> Option<String> {
 }
 
 /// A name no other test (or run) uses: `prefix-<hex>`.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -121,7 +121,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A fresh 12-digit moto account.
-pub fn account() -> String {
+pub(crate) fn account() -> String {
     let u = unique("a");
     let hex = u64::from_str_radix(&u[2..], 16).unwrap();
     format!("{:012}", 100_000_000_000 + hex % 800_000_000_000)
@@ -130,22 +130,22 @@ pub fn account() -> String {
 /// One test's view of moto: its own account, a region, and a count of the HTTP
 /// requests sent.
 #[derive(Debug, Clone)]
-pub struct Moto {
-    pub endpoint: String,
-    pub account: String,
-    pub region: String,
-    pub config: SdkConfig,
+pub(crate) struct Moto {
+    pub(crate) endpoint: String,
+    pub(crate) account: String,
+    pub(crate) region: String,
+    pub(crate) config: SdkConfig,
     requests: Arc<AtomicUsize>,
 }
 
 impl Moto {
     /// A new account in `region`. Retries are off: a failing call fails at once.
-    pub fn new(region: &str) -> Self {
+    pub(crate) fn new(region: &str) -> Self {
         Self::with_account(region, &account())
     }
 
     /// `region` of an existing account (several regions of one test).
-    pub fn with_account(region: &str, account: &str) -> Self {
+    pub(crate) fn with_account(region: &str, account: &str) -> Self {
         let endpoint = endpoint();
         let requests = Arc::new(AtomicUsize::new(0));
         let http = MotoHttp {
@@ -173,13 +173,13 @@ impl Moto {
     }
 
     /// HTTP requests sent through this configuration so far.
-    pub fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
 
     /// The account's default-VPC id and two of its subnets (an EC2 Query call: moto
     /// checks no signatures, so no EC2 SDK is needed).
-    pub fn default_subnets(&self) -> (String, Vec<String>) {
+    pub(crate) fn default_subnets(&self) -> (String, Vec<String>) {
         let port: u16 = self
             .endpoint
             .rsplit(':')
