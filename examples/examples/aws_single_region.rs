@@ -25,10 +25,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription,
-    TargetGroupTuple, TargetTypeEnum,
+    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
+    TargetTypeEnum,
 };
-use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
+use aws_sdk_route53::types::{
+    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType,
+};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -84,17 +86,32 @@ async fn main() -> Result<(), BoxError> {
         .ok_or("the region has no weighted record")?;
     let change = dns.set_region_weight(&incident.record, &region, 0).await?;
     dns.wait_in_sync(&change).await?;
-    println!("[{:>6.0?}] {dns}: {region} excluded from {} (weight {previous_weight} -> 0, {change} INSYNC)", started.elapsed(), incident.record);
+    println!(
+        "[{:>6.0?}] {dns}: {region} excluded from {} (weight {previous_weight} -> 0, {change} INSYNC)",
+        started.elapsed(),
+        incident.record
+    );
 
-    alb.shift_all_to(&incident.listener, &incident.stable).await?;
+    alb.shift_all_to(&incident.listener, &incident.stable)
+        .await?;
     let health = alb.target_health(&incident.stable).await?;
     if !health.all_healthy() {
         return Err(format!("stable target group is not healthy: {health}").into());
     }
-    println!("[{:>6.0?}] {alb}: 100% to stable ({health})", started.elapsed());
+    println!(
+        "[{:>6.0?}] {alb}: 100% to stable ({health})",
+        started.elapsed()
+    );
 
-    let rollback = ecs.roll_back(&incident.service, &RollbackTarget::Previous).await?;
-    println!("[{:>6.0?}] {ecs}: {} -> {}", started.elapsed(), rollback.from, rollback.to);
+    let rollback = ecs
+        .roll_back(&incident.service, &RollbackTarget::Previous)
+        .await?;
+    println!(
+        "[{:>6.0?}] {ecs}: {} -> {}",
+        started.elapsed(),
+        rollback.from,
+        rollback.to
+    );
     let status = ecs.wait_until_stable(&incident.service).await?;
     println!("[{:>6.0?}] {ecs}: stable: {status}", started.elapsed());
 
@@ -102,12 +119,19 @@ async fn main() -> Result<(), BoxError> {
         .set_region_weight(&incident.record, &region, previous_weight)
         .await?;
     dns.wait_in_sync(&change).await?;
-    println!("[{:>6.0?}] {dns}: {region} re-admitted at weight {previous_weight}", started.elapsed());
+    println!(
+        "[{:>6.0?}] {dns}: {region} re-admitted at weight {previous_weight}",
+        started.elapsed()
+    );
 
     let elapsed = started.elapsed();
     let sent = requests.load(Ordering::SeqCst) - before;
     if status.revision.as_str() != incident.good_revision {
-        return Err(format!("rolled back to {}, expected {}", status.revision, incident.good_revision).into());
+        return Err(format!(
+            "rolled back to {}, expected {}",
+            status.revision, incident.good_revision
+        )
+        .into());
     }
     println!("single-region AWS rollback of {REGION}: {sent} requests, {elapsed:.0?} wall time");
     Ok(())
@@ -128,7 +152,11 @@ struct Incident {
 /// A cluster whose service runs the bad revision (good one registered before it), an
 /// ALB listener sending 90/10 to stable/canary, and `api.meshos.io` weighted across two
 /// regions, the us-east-1 record aliasing the ALB.
-async fn stage_incident(config: &SdkConfig, endpoint: &str, account: &str) -> Result<Incident, BoxError> {
+async fn stage_incident(
+    config: &SdkConfig,
+    endpoint: &str,
+    account: &str,
+) -> Result<Incident, BoxError> {
     let ecs = aws_sdk_ecs::Client::new(config);
     let cluster = format!("meshos-{REGION}");
     ecs.create_cluster().cluster_name(&cluster).send().await?;
@@ -146,7 +174,10 @@ async fn stage_incident(config: &SdkConfig, endpoint: &str, account: &str) -> Re
             )
             .send()
             .await?;
-        let arn = out.task_definition().and_then(|t| t.task_definition_arn()).ok_or("no task definition ARN")?;
+        let arn = out
+            .task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .ok_or("no task definition ARN")?;
         revisions.push(arn.to_owned());
     }
     ecs.create_service()
@@ -165,7 +196,11 @@ async fn stage_incident(config: &SdkConfig, endpoint: &str, account: &str) -> Re
         .set_subnets(Some(subnets))
         .send()
         .await?;
-    let lb = lb.load_balancers().first().ok_or("no load balancer")?.clone();
+    let lb = lb
+        .load_balancers()
+        .first()
+        .ok_or("no load balancer")?
+        .clone();
     let mut groups = Vec::new();
     for name in ["meshos-api-stable", "meshos-api-canary"] {
         let tg = elb
@@ -177,10 +212,20 @@ async fn stage_incident(config: &SdkConfig, endpoint: &str, account: &str) -> Re
             .target_type(TargetTypeEnum::Ip)
             .send()
             .await?;
-        let arn = tg.target_groups().first().and_then(|g| g.target_group_arn()).ok_or("no target group")?.to_owned();
+        let arn = tg
+            .target_groups()
+            .first()
+            .and_then(|g| g.target_group_arn())
+            .ok_or("no target group")?
+            .to_owned();
         elb.register_targets()
             .target_group_arn(&arn)
-            .targets(TargetDescription::builder().id("10.0.1.10").port(8080).build())
+            .targets(
+                TargetDescription::builder()
+                    .id("10.0.1.10")
+                    .port(8080)
+                    .build(),
+            )
             .send()
             .await?;
         groups.push(arn);
@@ -189,8 +234,18 @@ async fn stage_incident(config: &SdkConfig, endpoint: &str, account: &str) -> Re
         .r#type(ActionTypeEnum::Forward)
         .forward_config(
             ForwardActionConfig::builder()
-                .target_groups(TargetGroupTuple::builder().target_group_arn(&groups[0]).weight(90).build())
-                .target_groups(TargetGroupTuple::builder().target_group_arn(&groups[1]).weight(10).build())
+                .target_groups(
+                    TargetGroupTuple::builder()
+                        .target_group_arn(&groups[0])
+                        .weight(90)
+                        .build(),
+                )
+                .target_groups(
+                    TargetGroupTuple::builder()
+                        .target_group_arn(&groups[1])
+                        .weight(10)
+                        .build(),
+                )
                 .build(),
         )
         .build();
@@ -202,7 +257,12 @@ async fn stage_incident(config: &SdkConfig, endpoint: &str, account: &str) -> Re
         .default_actions(forward)
         .send()
         .await?;
-    let listener = listener.listeners().first().and_then(|l| l.listener_arn()).ok_or("no listener")?.to_owned();
+    let listener = listener
+        .listeners()
+        .first()
+        .and_then(|l| l.listener_arn())
+        .ok_or("no listener")?
+        .to_owned();
 
     let r53 = aws_sdk_route53::Client::new(config);
     let zone = r53
@@ -215,8 +275,16 @@ async fn stage_incident(config: &SdkConfig, endpoint: &str, account: &str) -> Re
     let record = "api.meshos.io".to_owned();
     let mut batch = ChangeBatch::builder();
     for (region, dns_name, zone_id) in [
-        (REGION, lb.dns_name().unwrap_or_default(), lb.canonical_hosted_zone_id().unwrap_or("Z35SXDOTRQ7X7K")),
-        ("eu-west-1", "meshos-api-euw1.eu-west-1.elb.amazonaws.com", "Z32O12XQLNTSW2"),
+        (
+            REGION,
+            lb.dns_name().unwrap_or_default(),
+            lb.canonical_hosted_zone_id().unwrap_or("Z35SXDOTRQ7X7K"),
+        ),
+        (
+            "eu-west-1",
+            "meshos-api-euw1.eu-west-1.elb.amazonaws.com",
+            "Z32O12XQLNTSW2",
+        ),
     ] {
         batch = batch.changes(
             Change::builder()
@@ -288,7 +356,11 @@ struct Counted {
 }
 
 impl HttpClient for Counted {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
         SharedHttpConnector::new(CountedConnector {
             inner: self.inner.http_connector(settings, components),
             account: self.account.clone(),
@@ -306,7 +378,9 @@ struct CountedConnector {
 
 impl HttpConnector for CountedConnector {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
-        request.headers_mut().insert("x-moto-account-id", self.account.clone());
+        request
+            .headers_mut()
+            .insert("x-moto-account-id", self.account.clone());
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.inner.call(request)
     }
@@ -315,7 +389,12 @@ impl HttpConnector for CountedConnector {
 /// The default VPC and two subnets of the moto account, by a raw EC2 Query call
 /// (moto checks no signatures; this spares the example the large EC2 SDK).
 fn default_subnets(endpoint: &str, account: &str) -> Result<(String, Vec<String>), BoxError> {
-    let port: u16 = endpoint.rsplit(':').next().unwrap_or_default().trim_end_matches('/').parse()?;
+    let port: u16 = endpoint
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .parse()?;
     let body = "Action=DescribeSubnets&Version=2016-11-15";
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     write!(
@@ -335,6 +414,9 @@ fn default_subnets(endpoint: &str, account: &str) -> Result<(String, Vec<String>
             .map(str::to_owned)
             .collect()
     };
-    let vpc = values("vpcId").into_iter().next().ok_or("no default VPC in moto")?;
+    let vpc = values("vpcId")
+        .into_iter()
+        .next()
+        .ok_or("no default VPC in moto")?;
     Ok((vpc, values("subnetId").into_iter().take(2).collect()))
 }

@@ -61,8 +61,8 @@ impl EcrImageRegistryBuilder {
 
 /// An [`ImageRegistry`] over the ECR repositories of one region.
 ///
-/// [`ImageRegistry::retag`] reads the source manifest and the tag's current image in
-/// one `BatchGetImage`, and `PutImage`s the manifest unchanged (with its media type)
+/// [`ImageRegistry::retag`] reads the source manifest and the tag's current image
+/// (`BatchGetImage`, one image each), and `PutImage`s the manifest unchanged (with its media type)
 /// under the tag only when the tag points elsewhere. In a repository with immutable
 /// tags, moving an existing tag is a [`Conflict`](Error::Conflict).
 #[derive(Debug)]
@@ -78,28 +78,35 @@ impl EcrImageRegistry {
         EcrImageRegistryBuilder::new(config)
     }
 
-    async fn batch_get(
-        &self,
-        repository: &str,
-        ids: Vec<ImageIdentifier>,
-    ) -> Result<(Vec<Image>, Vec<ImageFailure>)> {
+    /// One image by tag or digest; `None` when the registry reports it missing. One
+    /// id per call: the answer's `imageId` need not echo the tag asked for (an image
+    /// with several tags may come back under another), so answers are never matched
+    /// to requests by tag.
+    async fn image(&self, repository: &str, image: &ImageRef) -> Result<Option<Image>> {
         let out = self
             .client
             .batch_get_image()
             .set_registry_id(self.registry_id.clone())
             .repository_name(repository)
-            .set_image_ids(Some(ids))
+            .image_ids(identifier(image))
             .set_accepted_media_types(Some(MEDIA_TYPES.iter().map(|s| s.to_string()).collect()))
             .send()
             .await
             .map_err(|e| from_sdk(self, format!("repository {repository}"), e))?;
-        Ok((out.images().to_vec(), out.failures().to_vec()))
+        if let Some(img) = out.images().first() {
+            return Ok(Some(img.clone()));
+        }
+        match out.failures().first() {
+            Some(f) if f.failure_code() == Some(&ImageFailureCode::ImageNotFound) => Ok(None),
+            Some(f) => Err(self.failure(repository, image, f)),
+            None => Ok(None),
+        }
     }
 
     fn failure(&self, repository: &str, image: &ImageRef, f: &ImageFailure) -> Error {
         let reason = f.failure_reason().unwrap_or("no reason given");
         match f.failure_code() {
-            Some(ImageFailureCode::ImageNotFound) | Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => {
+            Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => {
                 missing(self, format!("image {repository}{image}"))
             }
             Some(
@@ -130,39 +137,27 @@ impl fmt::Display for EcrImageRegistry {
 #[async_trait]
 impl ImageRegistry for EcrImageRegistry {
     async fn resolve(&self, repository: &str, image: &ImageRef) -> Result<String> {
-        let (images, failures) = self.batch_get(repository, vec![identifier(image)]).await?;
-        if let Some(f) = failures.first() {
-            return Err(self.failure(repository, image, f));
-        }
-        images
-            .iter()
-            .find(|i| matches(i, image))
-            .and_then(digest_of)
-            .ok_or_else(|| missing(self, format!("image {repository}{image}")))
+        let src = self
+            .image(repository, image)
+            .await?
+            .ok_or_else(|| missing(self, format!("image {repository}{image}")))?;
+        digest_of(&src)
+            .ok_or_else(|| Error::failed(self, format!("image {repository}{image} has no digest")))
     }
 
     async fn retag(&self, repository: &str, source: &ImageRef, tag: &str) -> Result<Retagged> {
         check_tag(tag)?;
-        let target = ImageRef::Tag(tag.to_owned());
-        let (images, failures) = self
-            .batch_get(repository, vec![identifier(source), identifier(&target)])
-            .await?;
-        let src = images.iter().find(|i| matches(i, source));
-        let Some(src) = src else {
-            let f = failures.iter().find(|f| {
-                f.image_id()
-                    .is_some_and(|id| id_matches(id, source) && !id_matches(id, &target))
-            });
-            return Err(match f.or(failures.first()) {
-                Some(f) => self.failure(repository, source, f),
-                None => missing(self, format!("image {repository}{source}")),
-            });
-        };
-        let digest = digest_of(src)
-            .ok_or_else(|| Error::failed(self, format!("image {repository}{source} has no digest")))?;
-        let current = images
-            .iter()
-            .find(|i| matches(i, &target))
+        let src = self
+            .image(repository, source)
+            .await?
+            .ok_or_else(|| missing(self, format!("image {repository}{source}")))?;
+        let digest = digest_of(&src).ok_or_else(|| {
+            Error::failed(self, format!("image {repository}{source} has no digest"))
+        })?;
+        let current = self
+            .image(repository, &ImageRef::Tag(tag.to_owned()))
+            .await?
+            .as_ref()
             .and_then(digest_of);
         if current.as_deref() == Some(digest.as_str()) {
             return Ok(Retagged {
@@ -171,7 +166,10 @@ impl ImageRegistry for EcrImageRegistry {
             });
         }
         let manifest = src.image_manifest().ok_or_else(|| {
-            Error::failed(self, format!("image {repository}{source} came without a manifest"))
+            Error::failed(
+                self,
+                format!("image {repository}{source} came without a manifest"),
+            )
         })?;
         let put = self
             .client
@@ -206,17 +204,6 @@ fn identifier(image: &ImageRef) -> ImageIdentifier {
     }
 }
 
-fn id_matches(id: &ImageIdentifier, image: &ImageRef) -> bool {
-    match image {
-        ImageRef::Tag(t) => id.image_tag() == Some(t.as_str()),
-        ImageRef::Digest(d) => id.image_digest() == Some(d.as_str()),
-    }
-}
-
-fn matches(i: &Image, image: &ImageRef) -> bool {
-    i.image_id().is_some_and(|id| id_matches(id, image))
-}
-
 fn digest_of(i: &Image) -> Option<String> {
     i.image_id()?.image_digest().map(str::to_owned)
 }
@@ -233,7 +220,9 @@ fn check_tag(tag: &str) -> Result<()> {
     } else {
         Err(Error::invalid(
             "tag",
-            format!("{tag:?} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)"),
+            format!(
+                "{tag:?} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)"
+            ),
         ))
     }
 }

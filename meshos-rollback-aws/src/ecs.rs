@@ -20,7 +20,9 @@ use aws_sdk_ecs::types::{
     ServiceDeploymentStatus, StopServiceDeploymentStopType, TaskDefinition, TaskDefinitionField,
 };
 use aws_types::SdkConfig;
-use meshos_rollback_core::model::{Revision, RevisionHistory, RevisionId, RollbackTarget, ServiceId};
+use meshos_rollback_core::model::{
+    Revision, RevisionHistory, RevisionId, RollbackTarget, ServiceId,
+};
 use meshos_rollback_core::provider::{
     Deployer, DeployerCapabilities, EnvVar, ImageUpdate, Instance, InstanceState, RevisionChange,
     RolloutPhase, RolloutStatus,
@@ -218,7 +220,10 @@ impl EcsDeployer {
 
     /// DescribeTaskDefinition; a task definition that does not exist is not found
     /// (ECS answers ClientException "Unable to describe task definition").
-    async fn task_definition(&self, id: &str) -> Result<(TaskDefinition, Vec<aws_sdk_ecs::types::Tag>)> {
+    async fn task_definition(
+        &self,
+        id: &str,
+    ) -> Result<(TaskDefinition, Vec<aws_sdk_ecs::types::Tag>)> {
         let out = self
             .client
             .describe_task_definition()
@@ -228,7 +233,10 @@ impl EcsDeployer {
             .await
             .map_err(|e| {
                 if e.code() == Some("ClientException") {
-                    missing(self, format!("task definition {id} ({})", e.message().unwrap_or("")))
+                    missing(
+                        self,
+                        format!("task definition {id} ({})", e.message().unwrap_or("")),
+                    )
                 } else {
                     from_sdk(self, format!("task definition {id}"), e)
                 }
@@ -266,7 +274,11 @@ impl EcsDeployer {
     /// Task definitions of the service's successful deployments, newest first, from
     /// the service-deployment history; `None` when that API is not available here
     /// (older endpoints, emulators, IAM policies without `ecs:ListServiceDeployments`).
-    async fn deployment_history(&self, cluster: &str, service: &str) -> Result<Option<Vec<String>>> {
+    async fn deployment_history(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<Vec<String>>> {
         if self.service_deployments_api.load(Ordering::Relaxed) == API_MISSING {
             return Ok(None);
         }
@@ -282,18 +294,24 @@ impl EcsDeployer {
         let out = match listed {
             Ok(out) => out,
             Err(e) if class_of(&e) == Class::Throttled => {
-                return Err(from_sdk(self, format!("deployments of {cluster}/{service}"), e));
+                return Err(from_sdk(
+                    self,
+                    format!("deployments of {cluster}/{service}"),
+                    e,
+                ));
             }
             Err(e) => {
                 if is_missing_operation(&e)
                     || matches!(class_of(&e), Class::PermissionDenied | Class::Unsupported)
                 {
-                    self.service_deployments_api.store(API_MISSING, Ordering::Relaxed);
+                    self.service_deployments_api
+                        .store(API_MISSING, Ordering::Relaxed);
                 }
                 return Ok(None);
             }
         };
-        self.service_deployments_api.store(API_AVAILABLE, Ordering::Relaxed);
+        self.service_deployments_api
+            .store(API_AVAILABLE, Ordering::Relaxed);
         let mut briefs: Vec<_> = out.service_deployments().to_vec();
         briefs.sort_by_key(|b| {
             std::cmp::Reverse(b.started_at().or(b.created_at()).and_then(timestamp))
@@ -414,7 +432,8 @@ impl EcsDeployer {
             .await;
         match out {
             Ok(out) => {
-                self.service_deployments_api.store(API_AVAILABLE, Ordering::Relaxed);
+                self.service_deployments_api
+                    .store(API_AVAILABLE, Ordering::Relaxed);
                 out.service_deployments()
                     .first()
                     .and_then(|d| d.service_deployment_arn())
@@ -424,7 +443,8 @@ impl EcsDeployer {
                 if is_missing_operation(&e)
                     || matches!(class_of(&e), Class::PermissionDenied | Class::Unsupported)
                 {
-                    self.service_deployments_api.store(API_MISSING, Ordering::Relaxed);
+                    self.service_deployments_api
+                        .store(API_MISSING, Ordering::Relaxed);
                 }
                 None
             }
@@ -523,7 +543,9 @@ impl Deployer for EcsDeployer {
         let state = self.describe(service).await?;
         let current_arn = self.arn_of(&state.task_definition).await?;
         let current = self.revision(&current_arn).await?;
-        let previous = self.previous(service, &state, &current_arn, HISTORY_LEN).await?;
+        let previous = self
+            .previous(service, &state, &current_arn, HISTORY_LEN)
+            .await?;
         let mut revisions = Vec::with_capacity(previous.len());
         for (i, arn) in previous.into_iter().take(HISTORY_LEN).enumerate() {
             // The rollback target is described; older entries keep just their id.
@@ -555,7 +577,10 @@ impl Deployer for EcsDeployer {
                 .into_iter()
                 .next()
                 .ok_or_else(|| {
-                    missing(self, format!("a previous revision of {service} (it has only one)"))
+                    missing(
+                        self,
+                        format!("a previous revision of {service} (it has only one)"),
+                    )
                 })?,
             RollbackTarget::Revision(id) if id.as_str() == current => current.clone(),
             // Describing proves the revision exists before the service is touched.
@@ -955,11 +980,20 @@ mod tests {
 
     #[test]
     fn task_states_map_to_instances() {
-        let i = instance_of("t1", Some("td:1"), "RUNNING", Some(&HealthStatus::Healthy), None);
+        let i = instance_of(
+            "t1",
+            Some("td:1"),
+            "RUNNING",
+            Some(&HealthStatus::Healthy),
+            None,
+        );
         assert!(i.ready && i.state == InstanceState::Running && i.detail.is_none());
         let i = instance_of("t2", None, "RUNNING", Some(&HealthStatus::Unhealthy), None);
         assert!(!i.ready);
-        assert_eq!(i.detail.as_deref(), Some("container health check UNHEALTHY"));
+        assert_eq!(
+            i.detail.as_deref(),
+            Some("container health check UNHEALTHY")
+        );
         let i = instance_of("t3", None, "PENDING", None, None);
         assert_eq!(i.state, InstanceState::Pending);
         let i = instance_of(
@@ -970,7 +1004,13 @@ mod tests {
             Some("CannotPullContainerError: pull image manifest has been retried"),
         );
         assert_eq!(i.state, InstanceState::Failed);
-        let i = instance_of("t5", None, "STOPPED", None, Some("Scaling activity initiated"));
+        let i = instance_of(
+            "t5",
+            None,
+            "STOPPED",
+            None,
+            Some("Scaling activity initiated"),
+        );
         assert_eq!(i.state, InstanceState::Stopped);
     }
 }

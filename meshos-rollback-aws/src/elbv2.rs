@@ -313,7 +313,10 @@ mod tests {
 
     #[test]
     fn reads_plain_and_weighted_forwards() {
-        assert_eq!(forward_weights(&[plain("tg-a")]), vec![TargetWeight::new("tg-a", 1)]);
+        assert_eq!(
+            forward_weights(&[plain("tg-a")]),
+            vec![TargetWeight::new("tg-a", 1)]
+        );
         let weighted = with_forward(
             vec![plain("tg-a")],
             &[TargetWeight::new("tg-a", 90), TargetWeight::new("tg-b", 10)],
@@ -322,7 +325,9 @@ mod tests {
             forward_weights(&weighted),
             vec![TargetWeight::new("tg-a", 90), TargetWeight::new("tg-b", 10)]
         );
-        let fixed = Action::builder().r#type(ActionTypeEnum::FixedResponse).build();
+        let fixed = Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .build();
         assert!(forward_weights(&[fixed]).is_empty());
     }
 
@@ -342,10 +347,23 @@ mod tests {
             .order(2)
             .forward_config(
                 ForwardActionConfig::builder()
-                    .target_groups(TargetGroupTuple::builder().target_group_arn("tg-a").weight(50).build())
-                    .target_groups(TargetGroupTuple::builder().target_group_arn("tg-b").weight(50).build())
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn("tg-a")
+                            .weight(50)
+                            .build(),
+                    )
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn("tg-b")
+                            .weight(50)
+                            .build(),
+                    )
                     .target_group_stickiness_config(
-                        TargetGroupStickinessConfig::builder().enabled(true).duration_seconds(60).build(),
+                        TargetGroupStickinessConfig::builder()
+                            .enabled(true)
+                            .duration_seconds(60)
+                            .build(),
                     )
                     .build(),
             )
@@ -357,7 +375,8 @@ mod tests {
         let fc = out[1].forward_config().unwrap();
         assert_eq!(fc.target_groups().len(), 1);
         assert_eq!(
-            fc.target_group_stickiness_config().and_then(|s| s.duration_seconds()),
+            fc.target_group_stickiness_config()
+                .and_then(|s| s.duration_seconds()),
             Some(60)
         );
     }
@@ -365,7 +384,12 @@ mod tests {
     #[test]
     fn weights_are_validated() {
         let zero = [TargetWeight::new("a", 0), TargetWeight::new("b", 0)];
-        assert!(validate(&zero).unwrap_err().to_string().contains("all weights are zero"));
+        assert!(
+            validate(&zero)
+                .unwrap_err()
+                .to_string()
+                .contains("all weights are zero")
+        );
         assert!(validate(&[TargetWeight::new("a", 1000)]).is_err());
         assert!(validate(&[TargetWeight::new("a", 1), TargetWeight::new("a", 2)]).is_err());
         assert!(validate(&[]).is_err());

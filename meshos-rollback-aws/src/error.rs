@@ -382,9 +382,9 @@ mod tests {
     #[test]
     fn transport_failures_are_retryable() {
         use aws_smithy_runtime_api::client::result::ConnectorError;
-        let err: SdkError<EcsError, HttpResponse> = SdkError::dispatch_failure(
-            ConnectorError::io(Box::new(std::io::Error::other("connection refused"))),
-        );
+        let err: SdkError<EcsError, HttpResponse> = SdkError::dispatch_failure(ConnectorError::io(
+            Box::new(std::io::Error::other("connection refused")),
+        ));
         let e = from_sdk(&"p", "x", err);
         assert!(e.is_retryable(), "{e}");
         assert!(e.to_string().contains("connection refused"), "{e}");

@@ -205,7 +205,9 @@ impl DbRestorer for RdsRestorer {
                 };
                 out.push(Snapshot {
                     id: SnapshotId::new(id),
-                    instance: DbInstanceId::new(s.db_instance_identifier().unwrap_or(instance.as_str())),
+                    instance: DbInstanceId::new(
+                        s.db_instance_identifier().unwrap_or(instance.as_str()),
+                    ),
                     created_at: created,
                     kind: if s.snapshot_type() == Some("automated") {
                         SnapshotKind::Automated
@@ -277,9 +279,9 @@ impl DbRestorer for RdsRestorer {
             .send()
             .await
             .map_err(|e| from_sdk(self, format!("restore of {snapshot} into {target}"), e))?;
-        let inst = out
-            .db_instance()
-            .ok_or_else(|| Error::failed(self, "RestoreDBInstanceFromDBSnapshot returned no instance"))?;
+        let inst = out.db_instance().ok_or_else(|| {
+            Error::failed(self, "RestoreDBInstanceFromDBSnapshot returned no instance")
+        })?;
         Ok(instance_of(target, inst))
     }
 
@@ -319,10 +321,13 @@ impl DbRestorer for RdsRestorer {
             RestorePoint::Latest => req.use_latest_restorable_time(true),
             RestorePoint::At(t) => req.restore_time(date_time(*t)),
         };
-        let out = req
-            .send()
-            .await
-            .map_err(|e| from_sdk(self, format!("restore of {source} at {point} into {target}"), e))?;
+        let out = req.send().await.map_err(|e| {
+            from_sdk(
+                self,
+                format!("restore of {source} at {point} into {target}"),
+                e,
+            )
+        })?;
         let inst = out.db_instance().ok_or_else(|| {
             Error::failed(self, "RestoreDBInstanceToPointInTime returned no instance")
         })?;
@@ -502,7 +507,12 @@ mod tests {
         let ready = SdkInstance::builder()
             .db_instance_identifier("db-restored")
             .db_instance_status("available")
-            .endpoint(Endpoint::builder().address("db-restored.abc.rds.amazonaws.com").port(5432).build())
+            .endpoint(
+                Endpoint::builder()
+                    .address("db-restored.abc.rds.amazonaws.com")
+                    .port(5432)
+                    .build(),
+            )
             .build();
         let i = instance_of(&"db-restored".into(), &ready);
         assert_eq!(

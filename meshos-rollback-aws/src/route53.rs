@@ -261,7 +261,9 @@ impl DnsSwitcher for Route53DnsSwitcher {
             let (Some(id), Some(weight)) = (r.set_identifier(), r.weight()) else {
                 continue;
             };
-            let Ok(region) = Region::new(id) else { continue };
+            let Ok(region) = Region::new(id) else {
+                continue;
+            };
             if !out.iter().any(|w| w.region == region) {
                 out.push(RegionWeight {
                     region,
@@ -303,8 +305,11 @@ impl DnsSwitcher for Route53DnsSwitcher {
                 format!("weighted record {name} for region {region}"),
             ));
         }
-        self.upsert(&format!("weight of {region} in {name} -> {weight}"), records)
-            .await
+        self.upsert(
+            &format!("weight of {region} in {name} -> {weight}"),
+            records,
+        )
+        .await
     }
 }
 
@@ -380,7 +385,12 @@ fn simple_record(name: &str, target: &DnsTarget) -> Result<ResourceRecordSet> {
                 .r#type(RrType::from(record_type.to_ascii_uppercase().as_str()))
                 .ttl(i64::from(*ttl));
             for v in values {
-                b = b.resource_records(ResourceRecord::builder().value(v).build().map_err(invalid)?);
+                b = b.resource_records(
+                    ResourceRecord::builder()
+                        .value(v)
+                        .build()
+                        .map_err(invalid)?,
+                );
             }
             b.build().map_err(invalid)?
         }

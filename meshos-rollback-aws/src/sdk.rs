@@ -62,15 +62,13 @@ macro_rules! prepare_client {
         let client: $krate::Client = $client;
         let region =
             $crate::sdk::require_region($backend, client.config().region().map(|r| r.as_ref()))?;
-        let client = match $crate::sdk::http_client_to_install(
-            $backend,
-            client.config().http_client(),
-        )? {
-            None => client,
-            Some(http) => {
-                $krate::Client::from_conf(client.config().to_builder().http_client(http).build())
-            }
-        };
+        let client =
+            match $crate::sdk::http_client_to_install($backend, client.config().http_client())? {
+                None => client,
+                Some(http) => $krate::Client::from_conf(
+                    client.config().to_builder().http_client(http).build(),
+                ),
+            };
         (client, region)
     }};
 }

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use aws_sdk_ecs::config::retry::RetryConfig;
-use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
 use aws_sdk_ecs::operation::describe_service_revisions::DescribeServiceRevisionsOutput;
+use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
 use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
 use aws_sdk_ecs::operation::stop_service_deployment::StopServiceDeploymentOutput;
 use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
@@ -21,8 +21,8 @@ use aws_sdk_ecs::types::{
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response, StatusCode};
-use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::DateTime;
+use aws_smithy_types::body::SdkBody;
 use meshos_rollback_aws::{
     AlbTrafficShifterBuilder, EcrImageRegistryBuilder, EcsDeployer, EcsDeployerBuilder,
     RdsRestorer, RdsRestorerBuilder, Route53DnsSwitcherBuilder,
@@ -135,8 +135,20 @@ async fn in_progress_rollback_stops_the_deployment_with_rollback() {
         service(
             1,
             vec![
-                deployment("PRIMARY", 3, 0, DeploymentRolloutState::InProgress, "ECS deployment in progress."),
-                deployment("ACTIVE", 2, 2, DeploymentRolloutState::Completed, "ECS deployment completed."),
+                deployment(
+                    "PRIMARY",
+                    3,
+                    0,
+                    DeploymentRolloutState::InProgress,
+                    "ECS deployment in progress.",
+                ),
+                deployment(
+                    "ACTIVE",
+                    2,
+                    2,
+                    DeploymentRolloutState::Completed,
+                    "ECS deployment completed.",
+                ),
             ],
         )
     });
@@ -155,7 +167,8 @@ async fn in_progress_rollback_stops_the_deployment_with_rollback() {
     let stop = mock!(aws_sdk_ecs::Client::stop_service_deployment)
         .match_requests(|r| {
             r.stop_type() == Some(&StopServiceDeploymentStopType::Rollback)
-                && r.service_deployment_arn().is_some_and(|a| a.ends_with("/abc"))
+                && r.service_deployment_arn()
+                    .is_some_and(|a| a.ends_with("/abc"))
         })
         .then_output(|| StopServiceDeploymentOutput::builder().build());
     let update = mock!(aws_sdk_ecs::Client::update_service)
@@ -167,7 +180,10 @@ async fn in_progress_rollback_stops_the_deployment_with_rollback() {
     );
     let ecs = ecs_deployer(client);
 
-    let change = ecs.roll_back(&api(), &RollbackTarget::Previous).await.unwrap();
+    let change = ecs
+        .roll_back(&api(), &RollbackTarget::Previous)
+        .await
+        .unwrap();
     assert_eq!(change.from.as_str(), td(3));
     assert_eq!(change.to.as_str(), td(2), "deployments[1] is the target");
     assert!(change.changed);
@@ -190,7 +206,11 @@ async fn in_progress_rollback_falls_back_to_update_service() {
         )
     });
     let list = mock!(aws_sdk_ecs::Client::list_service_deployments).then_http_response(|| {
-        json_error(400, "AccessDeniedException", "not authorized to perform: ecs:ListServiceDeployments")
+        json_error(
+            400,
+            "AccessDeniedException",
+            "not authorized to perform: ecs:ListServiceDeployments",
+        )
     });
     let update = mock!(aws_sdk_ecs::Client::update_service)
         .match_requests(|r| {
@@ -202,11 +222,16 @@ async fn in_progress_rollback_falls_back_to_update_service() {
         .then_output(|| UpdateServiceOutput::builder().build());
     let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &list, &update]);
     let ecs = ecs_deployer(client);
-    let change = ecs.roll_back(&api(), &RollbackTarget::Previous).await.unwrap();
+    let change = ecs
+        .roll_back(&api(), &RollbackTarget::Previous)
+        .await
+        .unwrap();
     assert_eq!(change.to.as_str(), td(2));
     assert_eq!(update.num_calls(), 1);
     // The service-deployment API is remembered as unavailable: no second attempt.
-    ecs.roll_back(&api(), &RollbackTarget::Previous).await.unwrap();
+    ecs.roll_back(&api(), &RollbackTarget::Previous)
+        .await
+        .unwrap();
     assert_eq!(list.num_calls(), 1);
 }
 
@@ -217,7 +242,16 @@ async fn in_progress_rollback_falls_back_to_update_service() {
 #[tokio::test]
 async fn history_comes_from_service_deployments() {
     let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
-        service(2, vec![deployment("PRIMARY", 3, 2, DeploymentRolloutState::Completed, "")])
+        service(
+            2,
+            vec![deployment(
+                "PRIMARY",
+                3,
+                2,
+                DeploymentRolloutState::Completed,
+                "",
+            )],
+        )
     });
     let list = mock!(aws_sdk_ecs::Client::list_service_deployments)
         .match_requests(|r| r.status() == [ServiceDeploymentStatus::Successful])
@@ -238,12 +272,23 @@ async fn history_comes_from_service_deployments() {
         });
     let revisions = mock!(aws_sdk_ecs::Client::describe_service_revisions).then_output(|| {
         DescribeServiceRevisionsOutput::builder()
-            .service_revisions(ServiceRevision::builder().service_revision_arn("sr-3").task_definition(td(3)).build())
-            .service_revisions(ServiceRevision::builder().service_revision_arn("sr-1").task_definition(td(1)).build())
+            .service_revisions(
+                ServiceRevision::builder()
+                    .service_revision_arn("sr-3")
+                    .task_definition(td(3))
+                    .build(),
+            )
+            .service_revisions(
+                ServiceRevision::builder()
+                    .service_revision_arn("sr-1")
+                    .task_definition(td(1))
+                    .build(),
+            )
             .build()
     });
-    let family = mock!(aws_sdk_ecs::Client::list_task_definitions)
-        .then_output(|| aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder().build());
+    let family = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+        aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder().build()
+    });
     let update = mock!(aws_sdk_ecs::Client::update_service)
         .match_requests(|r| r.task_definition() == Some(td(1).as_str()))
         .then_output(|| UpdateServiceOutput::builder().build());
@@ -253,7 +298,10 @@ async fn history_comes_from_service_deployments() {
         [&describe, &list, &revisions, &family, &update]
     );
     let ecs = ecs_deployer(client);
-    let change = ecs.roll_back(&api(), &RollbackTarget::Previous).await.unwrap();
+    let change = ecs
+        .roll_back(&api(), &RollbackTarget::Previous)
+        .await
+        .unwrap();
     assert_eq!(change.to.as_str(), td(1));
     assert_eq!(update.num_calls(), 1);
     assert_eq!(family.num_calls(), 0, "the family is only a fallback");
@@ -264,7 +312,16 @@ async fn history_comes_from_service_deployments() {
 #[tokio::test]
 async fn throttled_history_is_not_a_fallback() {
     let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
-        service(2, vec![deployment("PRIMARY", 3, 2, DeploymentRolloutState::Completed, "")])
+        service(
+            2,
+            vec![deployment(
+                "PRIMARY",
+                3,
+                2,
+                DeploymentRolloutState::Completed,
+                "",
+            )],
+        )
     });
     let list = mock!(aws_sdk_ecs::Client::list_service_deployments)
         .then_http_response(|| json_error(400, "ThrottlingException", "Rate exceeded"));
@@ -298,13 +355,41 @@ async fn wait_follows_the_rollout_with_backoff() {
             service(
                 2,
                 vec![
-                    deployment("PRIMARY", 2, 0, DeploymentRolloutState::InProgress, "ECS deployment ecs-svc/2 in progress."),
+                    deployment(
+                        "PRIMARY",
+                        2,
+                        0,
+                        DeploymentRolloutState::InProgress,
+                        "ECS deployment ecs-svc/2 in progress.",
+                    ),
                     deployment("ACTIVE", 3, 2, DeploymentRolloutState::Completed, ""),
                 ],
             )
         })
-        .output(|| service(1, vec![deployment("PRIMARY", 2, 1, DeploymentRolloutState::InProgress, "")]))
-        .output(|| service(2, vec![deployment("PRIMARY", 2, 2, DeploymentRolloutState::Completed, "ECS deployment ecs-svc/2 completed.")]))
+        .output(|| {
+            service(
+                1,
+                vec![deployment(
+                    "PRIMARY",
+                    2,
+                    1,
+                    DeploymentRolloutState::InProgress,
+                    "",
+                )],
+            )
+        })
+        .output(|| {
+            service(
+                2,
+                vec![deployment(
+                    "PRIMARY",
+                    2,
+                    2,
+                    DeploymentRolloutState::Completed,
+                    "ECS deployment ecs-svc/2 completed.",
+                )],
+            )
+        })
         .build();
     let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe]);
     let ecs = ecs_deployer(client);
@@ -314,7 +399,11 @@ async fn wait_follows_the_rollout_with_backoff() {
     assert_eq!(status.revision.as_str(), td(2));
     assert_eq!((status.desired, status.ready), (2, 2));
     assert_eq!(describe.num_calls(), 3);
-    assert_eq!(start.elapsed(), Duration::from_secs(1 + 2), "quick first, then backing off");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1 + 2),
+        "quick first, then backing off"
+    );
 }
 
 /// ECS API reference: with the deployment circuit breaker a failed deployment gets
@@ -325,13 +414,28 @@ async fn failed_rollout_fails_the_wait() {
         service(
             1,
             vec![
-                deployment("PRIMARY", 2, 1, DeploymentRolloutState::InProgress, "ECS deployment ecs-svc/2 in progress."),
-                deployment("ACTIVE", 3, 0, DeploymentRolloutState::Failed, "ECS deployment circuit breaker: tasks failed to start."),
+                deployment(
+                    "PRIMARY",
+                    2,
+                    1,
+                    DeploymentRolloutState::InProgress,
+                    "ECS deployment ecs-svc/2 in progress.",
+                ),
+                deployment(
+                    "ACTIVE",
+                    3,
+                    0,
+                    DeploymentRolloutState::Failed,
+                    "ECS deployment circuit breaker: tasks failed to start.",
+                ),
             ],
         )
     });
     let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe]);
-    let err = ecs_deployer(client).wait_until_stable(&api()).await.unwrap_err();
+    let err = ecs_deployer(client)
+        .wait_until_stable(&api())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Failed { .. }), "{err}");
     assert!(err.to_string().contains("circuit breaker"), "{err}");
     assert_eq!(describe.num_calls(), 1);
@@ -341,10 +445,22 @@ async fn failed_rollout_fails_the_wait() {
 #[tokio::test(start_paused = true)]
 async fn wait_is_bounded() {
     let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
-        service(1, vec![deployment("PRIMARY", 2, 1, DeploymentRolloutState::InProgress, "")])
+        service(
+            1,
+            vec![deployment(
+                "PRIMARY",
+                2,
+                1,
+                DeploymentRolloutState::InProgress,
+                "",
+            )],
+        )
     });
     let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe]);
-    let err = ecs_deployer(client).wait_until_stable(&api()).await.unwrap_err();
+    let err = ecs_deployer(client)
+        .wait_until_stable(&api())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.to_string().contains("after 6 checks"), "{err}");
     assert_eq!(describe.num_calls(), 6);
@@ -355,27 +471,49 @@ async fn wait_is_bounded() {
 #[tokio::test]
 async fn ecs_error_mapping_over_the_protocol() {
     let cases = [
-        (json_error(500, "ServerException", "internal"), ErrorKind::Transient),
-        (Response::new(StatusCode::try_from(503).unwrap(), SdkBody::empty()), ErrorKind::Transient),
-        (json_error(400, "ThrottlingException", "Rate exceeded"), ErrorKind::Transient),
-        (json_error(400, "ClusterNotFoundException", "Cluster not found."), ErrorKind::NotFound),
-        (json_error(400, "AccessDeniedException", "no"), ErrorKind::PermissionDenied),
-        (json_error(400, "InvalidParameterException", "bad"), ErrorKind::InvalidInput),
+        (
+            json_error(500, "ServerException", "internal"),
+            ErrorKind::Transient,
+        ),
+        (
+            Response::new(StatusCode::try_from(503).unwrap(), SdkBody::empty()),
+            ErrorKind::Transient,
+        ),
+        (
+            json_error(400, "ThrottlingException", "Rate exceeded"),
+            ErrorKind::Transient,
+        ),
+        (
+            json_error(400, "ClusterNotFoundException", "Cluster not found."),
+            ErrorKind::NotFound,
+        ),
+        (
+            json_error(400, "AccessDeniedException", "no"),
+            ErrorKind::PermissionDenied,
+        ),
+        (
+            json_error(400, "InvalidParameterException", "bad"),
+            ErrorKind::InvalidInput,
+        ),
     ];
     for (response, kind) in cases {
         let response = std::sync::Mutex::new(Some(response));
         let describe = mock!(aws_sdk_ecs::Client::describe_services)
             .then_http_response(move || response.lock().unwrap().take().unwrap());
-        let client = mock_client!(
-            aws_sdk_ecs,
-            RuleMode::MatchAny,
-            [&describe],
-            |c| c.retry_config(RetryConfig::disabled())
-        );
-        let err = ecs_deployer(client).rollout_status(&api()).await.unwrap_err();
+        let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let err = ecs_deployer(client)
+            .rollout_status(&api())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), kind, "{err}");
         assert_eq!(err.is_retryable(), kind == ErrorKind::Transient);
-        assert!(err.to_string().starts_with("EcsDeployer(us-east-1/meshos-us-east-1)") || kind == ErrorKind::InvalidInput, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("EcsDeployer(us-east-1/meshos-us-east-1)")
+                || kind == ErrorKind::InvalidInput,
+            "{err}"
+        );
     }
 }
 
@@ -398,7 +536,10 @@ async fn elbv2_error_mapping_over_the_protocol() {
         let alb = AlbTrafficShifterBuilder::from_client(client)
             .build()
             .unwrap();
-        let err = alb.weights(&RouteId::new("arn:listener")).await.unwrap_err();
+        let err = alb
+            .weights(&RouteId::new("arn:listener"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), kind, "{code}: {err}");
     }
 }
@@ -430,7 +571,13 @@ async fn route53_waits_for_insync() {
         .build();
     let missing = mock!(r53::Client::get_change)
         .match_requests(|r| r.id() == Some("CNOSUCH"))
-        .then_http_response(|| xml_error(404, "NoSuchChange", "A change with the specified change ID does not exist."));
+        .then_http_response(|| {
+            xml_error(
+                404,
+                "NoSuchChange",
+                "A change with the specified change ID does not exist.",
+            )
+        });
     let client = mock_client!(r53, RuleMode::MatchAny, [&get, &missing], |c| c
         .retry_config(r53::config::retry::RetryConfig::disabled()));
     let dns = Route53DnsSwitcherBuilder::from_client(client, "/hostedzone/Z0MESHOS")
@@ -438,10 +585,15 @@ async fn route53_waits_for_insync() {
         .unwrap();
     assert_eq!(dns.to_string(), "Route53DnsSwitcher(Z0MESHOS)");
     let start = tokio::time::Instant::now();
-    dns.wait_in_sync(&ChangeId::new("C2682N5HXP0BZ4")).await.unwrap();
+    dns.wait_in_sync(&ChangeId::new("C2682N5HXP0BZ4"))
+        .await
+        .unwrap();
     assert_eq!(get.num_calls(), 3);
     assert_eq!(start.elapsed(), Duration::from_secs(1 + 2));
-    let err = dns.change_status(&ChangeId::new("CNOSUCH")).await.unwrap_err();
+    let err = dns
+        .change_status(&ChangeId::new("CNOSUCH"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
 
@@ -465,7 +617,9 @@ fn rds_instance(id: &str, status: &str) -> aws_sdk_rds::types::DbInstance {
     b.build()
 }
 
-fn described(i: aws_sdk_rds::types::DbInstance) -> aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput {
+fn described(
+    i: aws_sdk_rds::types::DbInstance,
+) -> aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput {
     aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput::builder()
         .db_instances(i)
         .build()
@@ -560,17 +714,33 @@ async fn pitr_is_checked_against_rds_restore_window() {
                 .db_instance(rds_instance("meshos-db-us-east-1-restored", "creating"))
                 .build()
         });
-    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &backups, &restore]);
+    let client = mock_client!(
+        aws_sdk_rds,
+        RuleMode::MatchAny,
+        [&describe, &backups, &restore]
+    );
     let db = rds(client);
     let at = |secs: i64| RestorePoint::At(jiff::Timestamp::from_second(secs).unwrap());
     let err = db
-        .restore_to_point_in_time(&source.into(), &"meshos-db-restored".into(), &at(earliest - 60))
+        .restore_to_point_in_time(
+            &source.into(),
+            &"meshos-db-restored".into(),
+            &at(earliest - 60),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_eq!(restore.num_calls(), 0, "nothing is created for a refused time");
+    assert_eq!(
+        restore.num_calls(),
+        0,
+        "nothing is created for a refused time"
+    );
     let started = db
-        .restore_to_point_in_time(&source.into(), &"meshos-db-restored".into(), &at(earliest + 3600))
+        .restore_to_point_in_time(
+            &source.into(),
+            &"meshos-db-restored".into(),
+            &at(earliest + 3600),
+        )
         .await
         .unwrap();
     assert_eq!(started.status, DbStatus::Creating);
@@ -586,24 +756,42 @@ async fn pitr_is_checked_against_rds_restore_window() {
 async fn ecr_put_image_races_and_immutable_tags() {
     use aws_sdk_ecr as ecr;
     use ecr::types::{Image, ImageFailure, ImageFailureCode, ImageIdentifier};
-    let get = mock!(ecr::Client::batch_get_image).then_output(|| {
-        ecr::operation::batch_get_image::BatchGetImageOutput::builder()
-            .images(
-                Image::builder()
-                    .image_id(ImageIdentifier::builder().image_tag("sha-abc123").image_digest("sha256:aaaa").build())
-                    .image_manifest("{}")
-                    .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
-                    .build(),
-            )
-            .failures(
-                ImageFailure::builder()
-                    .image_id(ImageIdentifier::builder().image_tag("latest").build())
-                    .failure_code(ImageFailureCode::ImageNotFound)
-                    .failure_reason("Requested image not found")
-                    .build(),
-            )
-            .build()
-    });
+    let asks = |tag: &'static str| {
+        move |r: &ecr::operation::batch_get_image::BatchGetImageInput| {
+            r.image_ids().first().and_then(|i| i.image_tag()) == Some(tag)
+        }
+    };
+    let source = mock!(ecr::Client::batch_get_image)
+        .match_requests(asks("sha-abc123"))
+        .then_output(|| {
+            ecr::operation::batch_get_image::BatchGetImageOutput::builder()
+                .images(
+                    Image::builder()
+                        .image_id(
+                            ImageIdentifier::builder()
+                                .image_tag("sha-abc123")
+                                .image_digest("sha256:aaaa")
+                                .build(),
+                        )
+                        .image_manifest("{}")
+                        .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+                        .build(),
+                )
+                .build()
+        });
+    let latest = mock!(ecr::Client::batch_get_image)
+        .match_requests(asks("latest"))
+        .then_output(|| {
+            ecr::operation::batch_get_image::BatchGetImageOutput::builder()
+                .failures(
+                    ImageFailure::builder()
+                        .image_id(ImageIdentifier::builder().image_tag("latest").build())
+                        .failure_code(ImageFailureCode::ImageNotFound)
+                        .failure_reason("Requested image not found")
+                        .build(),
+                )
+                .build()
+        });
     for (code, outcome) in [
         ("ImageAlreadyExistsException", Ok(false)),
         ("ImageTagAlreadyExistsException", Err(ErrorKind::Conflict)),
@@ -614,13 +802,17 @@ async fn ecr_put_image_races_and_immutable_tags() {
                     && r.image_digest() == Some("sha256:aaaa")
             })
             .then_http_response(move || json_error(400, code, "exists"));
-        let client = mock_client!(ecr, RuleMode::MatchAny, [&get, &put], |c| c
+        let client = mock_client!(ecr, RuleMode::MatchAny, [&source, &latest, &put], |c| c
             .retry_config(ecr::config::retry::RetryConfig::disabled()));
         let registry = EcrImageRegistryBuilder::from_client(client)
             .build()
             .unwrap();
         let got = registry
-            .retag("meshos/mesh-kernel", &ImageRef::Tag("sha-abc123".into()), "latest")
+            .retag(
+                "meshos/mesh-kernel",
+                &ImageRef::Tag("sha-abc123".into()),
+                "latest",
+            )
             .await
             .map(|r| r.changed)
             .map_err(|e| e.kind());
@@ -631,10 +823,18 @@ async fn ecr_put_image_races_and_immutable_tags() {
 
 #[test]
 fn displays_name_backend_and_scope() {
-    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, Vec::<&aws_smithy_mocks::Rule>::new());
+    let ecs = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        Vec::<&aws_smithy_mocks::Rule>::new()
+    );
     let d = EcsDeployerBuilder::from_client(ecs).build().unwrap();
     assert_eq!(d.to_string(), "EcsDeployer(us-east-1)");
-    let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, Vec::<&aws_smithy_mocks::Rule>::new());
+    let ecr = mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        Vec::<&aws_smithy_mocks::Rule>::new()
+    );
     let r = EcrImageRegistryBuilder::from_client(ecr)
         .with_registry_id("123456789012")
         .build()
