@@ -70,6 +70,8 @@ fn start_server() -> String {
     let script = r#"MOTO_ECS_SERVICE_RUNNING="$4" "$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & m=$!
 while kill -0 "$3" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 1; done
 kill "$m" 2>/dev/null; wait "$m""#;
+    // Not waited for on purpose: the watchdog runs until this process exits.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .arg("-c")
         .arg(script)
