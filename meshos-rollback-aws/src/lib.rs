@@ -4,11 +4,11 @@
 //!
 //! | Type | Core trait | AWS API | Playbook section |
 //! |------|-----------|---------|------------------|
-//! | [`EcsDeployer`](ecs::EcsDeployer) | [`Deployer`](meshos_rollback_core::provider::Deployer) | ECS | Application Rollback (AWS ECS) |
-//! | [`AlbTrafficShifter`](elbv2::AlbTrafficShifter) | [`TrafficShifter`](meshos_rollback_core::provider::TrafficShifter) | Elastic Load Balancing v2 | Load Balancer Rollback |
-//! | [`Route53DnsSwitcher`](route53::Route53DnsSwitcher) | [`DnsSwitcher`](meshos_rollback_core::provider::DnsSwitcher) | Route53 | DNS Rollback, Single Region Rollback |
-//! | [`RdsRestorer`](rds::RdsRestorer) | [`DbRestorer`](meshos_rollback_core::provider::DbRestorer) | RDS | Database Rollback (Data) |
-//! | [`EcrImageRegistry`](ecr::EcrImageRegistry) | [`ImageRegistry`](meshos_rollback_core::provider::ImageRegistry) | ECR | Container Image Rollback |
+//! | [`EcsDeployer`] | [`Deployer`](meshos_rollback_core::provider::Deployer) | ECS | Application Rollback (AWS ECS) |
+//! | [`AlbTrafficShifter`] | [`TrafficShifter`](meshos_rollback_core::provider::TrafficShifter) | Elastic Load Balancing v2 | Load Balancer Rollback |
+//! | [`Route53DnsSwitcher`] | [`DnsSwitcher`](meshos_rollback_core::provider::DnsSwitcher) | Route53 | DNS Rollback, Single Region Rollback |
+//! | [`RdsRestorer`] | [`DbRestorer`](meshos_rollback_core::provider::DbRestorer) | RDS | Database Rollback (Data) |
+//! | [`EcrImageRegistry`] | [`ImageRegistry`](meshos_rollback_core::provider::ImageRegistry) | ECR | Container Image Rollback |
 //!
 //! Each backend serves one region (Route53: one hosted zone) and is built from an
 //! injected [`SdkConfig`](aws_types::SdkConfig) or service client: credentials,
