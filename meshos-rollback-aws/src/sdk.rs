@@ -97,8 +97,10 @@ mod tests {
             let err = got.unwrap_err();
             assert!(err.to_string().contains("no HTTP client"), "{err}");
         }
-        let keep = http_client_to_install("EcsDeployer", default_http_client()).unwrap();
-        assert!(keep.is_none() || !cfg!(feature = "default-http-client"));
+        if let Some(own) = default_http_client() {
+            let keep = http_client_to_install("EcsDeployer", Some(own)).unwrap();
+            assert!(keep.is_none(), "a configured client is kept");
+        }
     }
 
     #[test]
