@@ -324,6 +324,23 @@ impl TestApiServer {
         result.map_err(|e| format!("{} {}", e.code, e.message))
     }
 
+    /// Writes an object's `status` through the status subresource, as its controller
+    /// would (the server's own controllers may overwrite it on their next tick).
+    pub fn put_status(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<Value, String> {
+        let k = kind(plural)?;
+        let mut store = self.shared.store.lock().expect("store");
+        let obj = json!({ "status": status });
+        store
+            .update(k, namespace, name, obj, true, false)
+            .map_err(|e| format!("{} {}", e.code, e.message))
+    }
+
     /// The stored object, if any (`plural` is `deployments`, `replicasets`, `pods` or
     /// `leases`).
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {

@@ -297,6 +297,10 @@ impl Store {
             )
             .with_reason("AlreadyExists"));
         }
+        if kind.status {
+            // Status is the controllers' to write, through the status subresource.
+            obj.as_object_mut().expect("object").remove("status");
+        }
         default_object(&kind, &mut obj);
         validate(&kind, &obj)?;
         self.uid += 1;
@@ -511,9 +515,21 @@ impl Store {
             .to_owned();
         let name = name_of(&obj).to_owned();
         match self.get(&kind, &ns, &name).cloned() {
-            None => self
-                .create(kind, &ns, obj, false)
-                .expect("controllers create valid objects"),
+            None => {
+                let status = obj.get("status").cloned();
+                let created = self
+                    .create(kind, &ns, obj, false)
+                    .expect("controllers create valid objects");
+                match status {
+                    Some(status) => {
+                        let mut next = created.clone();
+                        next["status"] = status;
+                        self.store_update(kind, &ns, &name, &created, next, false)
+                            .expect("controllers write valid objects")
+                    }
+                    None => created,
+                }
+            }
             Some(old) => self
                 .store_update(kind, &ns, &name, &old, obj, false)
                 .expect("controllers write valid objects"),
