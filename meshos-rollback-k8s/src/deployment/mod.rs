@@ -535,7 +535,12 @@ impl Deployer for K8sDeployer {
             if can_watch && watch.is_none() {
                 match self.open_watch(ns, name, &rv).await {
                     Ok(s) => watch = Some(s),
-                    Err(kube::Error::Api(s)) if matches!(s.code, 403 | 404 | 405 | 501) => {
+                    // The resource version was compacted: read again, watch again.
+                    Err(kube::Error::Api(s)) if s.code == 410 && watch_failures < 3 => {
+                        watch_failures += 1;
+                        continue;
+                    }
+                    Err(kube::Error::Api(s)) if matches!(s.code, 403 | 404 | 405 | 410 | 501) => {
                         tracing::debug!(provider = %self, code = s.code, "cannot watch deployments; polling instead");
                         can_watch = false;
                     }

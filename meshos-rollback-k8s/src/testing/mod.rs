@@ -131,7 +131,7 @@ impl Shared {
         self.settings().watch
     }
 
-    pub(crate) fn take_fault(&self, method: &Method, path: &str, _watch: bool) -> Option<ApiError> {
+    pub(crate) fn take_fault(&self, method: &Method, path: &str) -> Option<ApiError> {
         let mut s = self.settings();
         let fault = s
             .faults
@@ -380,8 +380,9 @@ impl TestApiServer {
         self.shared.settings().watch = on;
     }
 
-    /// Answers the next `times` requests with `method` whose path contains
-    /// `path_contains` with HTTP `code` and a `Status` body.
+    /// Answers the next `times` requests with `method` whose path and query
+    /// (`/apis/apps/v1/namespaces/p/deployments?watch=true&…`, not URL-decoded)
+    /// contain `path_contains` with HTTP `code` and a `Status` body.
     pub fn fail_next(&self, method: &str, path_contains: &str, code: u16, times: u32) {
         self.shared.settings().faults.push(Fault {
             method: method.parse().expect("an HTTP method"),

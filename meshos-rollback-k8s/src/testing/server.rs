@@ -123,7 +123,11 @@ pub(crate) async fn handle(
         content_type: content_type.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
-    if let Some(fault) = shared.take_fault(&method, uri.path(), watch) {
+    let target_text = match uri.query() {
+        Some(q) => format!("{}?{}", uri.path(), q),
+        None => uri.path().to_owned(),
+    };
+    if let Some(fault) = shared.take_fault(&method, &target_text) {
         return error_response(&fault);
     }
     let target = match route(uri.path()) {
