@@ -23,7 +23,7 @@
 //!
 //! | Feature | Default | What it adds |
 //! |---------|---------|--------------|
-//! | `testing` | no | [`testing::TestApiServer`]: an in-process API server with a deployment controller, for tests and demos without a cluster |
+//! | `testing` | no | `testing::TestApiServer`: an in-process API server with a deployment controller, for tests and demos without a cluster |
 //!
 //! k8s-openapi needs exactly one Kubernetes version feature in the final build
 //! (`k8s-openapi = { version = "0.29", features = ["v1_35"] }` in your binary); this
@@ -67,6 +67,7 @@ pub mod deployment;
 mod error;
 pub mod lease;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use deployment::{K8sDeployer, PodReport};

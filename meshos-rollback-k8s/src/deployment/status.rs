@@ -376,7 +376,12 @@ mod tests {
         );
 
         let old = crash_looping("meshos-api-abc-2", "2025-10-30T10:08:00Z");
-        let j = judge(&deployment(2, status.clone()), &[old.clone()], now(), GRACE);
+        let j = judge(
+            &deployment(2, status.clone()),
+            std::slice::from_ref(&old),
+            now(),
+            GRACE,
+        );
         assert_eq!(j.phase, RolloutPhase::Failed);
         assert!(
             j.message

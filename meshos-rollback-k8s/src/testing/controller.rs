@@ -505,6 +505,9 @@ fn is_ready(pod: &Value) -> bool {
         })
 }
 
+/// Builds one container's status from its spec.
+type ContainerStatusFn<'a> = Box<dyn Fn(&Value) -> Value + 'a>;
+
 /// Plays the kubelet: containers start after `pod_ready_after`, unless their image
 /// crash-loops or cannot be pulled.
 fn kubelet(store: &mut Store, pod: &Value, b: &Behaviour, now: Instant) {
@@ -527,7 +530,7 @@ fn kubelet(store: &mut Store, pod: &Value, b: &Behaviour, now: Instant) {
         status["startTime"] = json!(now_rfc3339());
     }
     let mut ready_time = ready_since;
-    let (phase, ready, container_status): (&str, bool, Box<dyn Fn(&Value) -> Value>) = match (
+    let (phase, ready, container_status): (&str, bool, ContainerStatusFn<'_>) = match (
         started, failure,
     ) {
         (false, _) => (
@@ -604,8 +607,7 @@ fn kubelet(store: &mut Store, pod: &Value, b: &Behaviour, now: Instant) {
         }
     };
     status["phase"] = json!(phase);
-    status["containerStatuses"] =
-        Value::Array(containers.iter().map(|c| container_status(c)).collect());
+    status["containerStatuses"] = Value::Array(containers.iter().map(&container_status).collect());
     let flag = |b: bool| if b { "True" } else { "False" };
     let unready: Vec<&str> = containers
         .iter()

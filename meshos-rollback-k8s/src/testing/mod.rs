@@ -136,7 +136,7 @@ impl Shared {
         let fault = s
             .faults
             .iter_mut()
-            .find(|f| f.remaining > 0 && &f.method == method && path.contains(&f.path_contains))?;
+            .find(|f| f.remaining > 0 && f.method == *method && path.contains(&f.path_contains))?;
         fault.remaining -= 1;
         let code = fault.code;
         Some(ApiError::new(
