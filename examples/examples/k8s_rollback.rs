@@ -75,7 +75,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut _server = None;
     let (client, scope, grace) = if args.cluster {
         let client = kube::Client::try_default().await?;
-        (client, "kubeconfig".to_owned(), Duration::from_secs(args.fail_fast_secs))
+        (
+            client,
+            "kubeconfig".to_owned(),
+            Duration::from_secs(args.fail_fast_secs),
+        )
     } else {
         let server = TestApiServer::start().await?;
         let client = server.client();
@@ -86,41 +90,73 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let deployer = K8sDeployer::new(client.clone(), scope)
         .with_fail_fast_grace(grace)
         .with_server_dry_run(args.dry_run);
-    let lock = LeaseLock::new(client, args.lock_namespace.as_deref().unwrap_or(&args.namespace));
+    let lock = LeaseLock::new(
+        client,
+        args.lock_namespace.as_deref().unwrap_or(&args.namespace),
+    );
 
     let history = deployer.revisions(&service).await?;
-    println!("{deployer}: {service} runs revision {} ({})", history.current.id, history.current.image.as_deref().unwrap_or("?"));
+    println!(
+        "{deployer}: {service} runs revision {} ({})",
+        history.current.id,
+        history.current.image.as_deref().unwrap_or("?")
+    );
     for r in &history.previous {
-        println!("  earlier revision {} ({})", r.id, r.image.as_deref().unwrap_or("?"));
+        println!(
+            "  earlier revision {} ({})",
+            r.id,
+            r.image.as_deref().unwrap_or("?")
+        );
     }
 
     let holder = format!("k8s-rollback-example-{}", std::process::id());
     let key = LockKey::new(format!("rollback-{}-{}", args.namespace, args.deployment));
-    let lease = lock.acquire(&key, &holder, Duration::from_secs(120)).await?;
-    println!("{lock}: holding {key} as {holder} until {}", lease.expires_at);
+    let lease = lock
+        .acquire(&key, &holder, Duration::from_secs(120))
+        .await?;
+    println!(
+        "{lock}: holding {key} as {holder} until {}",
+        lease.expires_at
+    );
     let result = roll_back(&deployer, &service, &args).await;
     lock.release(&lease).await?;
     println!("{lock}: released {key}");
     result
 }
 
-async fn roll_back(deployer: &K8sDeployer, service: &ServiceId, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+async fn roll_back(
+    deployer: &K8sDeployer,
+    service: &ServiceId,
+    args: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
     let target = match &args.to_revision {
         Some(r) => RollbackTarget::Revision(r.as_str().into()),
         None => RollbackTarget::Previous,
     };
-    println!("$ kubectl rollout undo deployment/{} -n {}", args.deployment, args.namespace);
+    println!(
+        "$ kubectl rollout undo deployment/{} -n {}",
+        args.deployment, args.namespace
+    );
     let change = deployer.roll_back(service, &target).await?;
     if !change.changed {
-        println!("skipped rollback (current template already matches revision {})", change.to);
+        println!(
+            "skipped rollback (current template already matches revision {})",
+            change.to
+        );
     } else if args.dry_run {
-        println!("would roll back from revision {} to {} (server dry run)", change.from, change.to);
+        println!(
+            "would roll back from revision {} to {} (server dry run)",
+            change.from, change.to
+        );
         return Ok(());
     } else {
         println!("rolled back from revision {} to {}", change.from, change.to);
     }
 
-    println!("$ kubectl rollout status deployment/{} -n {}", args.deployment, args.namespace);
+    println!(
+        "$ kubectl rollout status deployment/{} -n {}",
+        args.deployment, args.namespace
+    );
     let status = deployer.wait_until_stable(service).await?;
     println!("{}", status.message);
 
@@ -158,7 +194,8 @@ async fn stage_incident(
         .with_recheck_interval(Duration::from_millis(250));
     let service = ServiceId::kubernetes(namespace, name);
     let mut manifest = deployment_manifest(namespace, name, "api", GOOD, 3);
-    manifest["metadata"]["annotations"] = serde_json::json!({"kubernetes.io/change-cause": "deploy v2.4.9"});
+    manifest["metadata"]["annotations"] =
+        serde_json::json!({"kubernetes.io/change-cause": "deploy v2.4.9"});
     server.apply(manifest.clone())?;
     watcher.wait_until_stable(&service).await?;
     println!("(test server) deployed v2.4.9 as {GOOD}");
