@@ -237,6 +237,33 @@ async fn a_crash_looping_version_fails_fast_and_rolls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiter_wakes_up_when_the_grace_runs_out() {
+    let server = common::server().await;
+    server.fail_image(BROKEN, ImageFailure::CrashLoop);
+    let ns = common::unique("grace");
+    let svc = common::with_history(&server, &ns, "meshos-api", &[V1]).await;
+    // Nothing changes on the Deployment once the new pods crash-loop, and the
+    // periodic re-check is far away: only the grace can end the wait in time.
+    let d = meshos_rollback_k8s::K8sDeployer::new(server.client(), "test")
+        .with_recheck_interval(Duration::from_secs(60))
+        .with_fail_fast_grace(Duration::from_secs(2));
+    server
+        .apply(common::manifest(&ns, "meshos-api", BROKEN, 3))
+        .unwrap();
+    let started = Instant::now();
+    let err = common::within(30, d.wait_until_stable(&svc))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("CrashLoopBackOff"), "{err}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1),
+        "the grace was not waited for: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "woke up late: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpullable_image_fails_fast() {
     let server = common::server().await;
     server.fail_image(BROKEN, ImageFailure::ImagePull);

@@ -33,7 +33,7 @@ use crate::error::from_kube;
 use revision::{
     History, UndoRefusal, equal_ignore_hash, first_image, owned_by, undo_patch, undo_target,
 };
-use status::{instance, judge};
+use status::{grace_left, instance, judge};
 use view::{DeploymentView, PodView};
 
 /// The field manager named on every change this crate makes.
@@ -154,6 +154,13 @@ impl Snapshot {
     fn current_id(&self) -> RevisionId {
         RevisionId::new(self.history.id_for(&self.deployment.template).to_string())
     }
+}
+
+/// One look at a rollout, for the waiter.
+struct Observation {
+    status: RolloutStatus,
+    resource_version: String,
+    until_grace: Option<Duration>,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = kube::Result<WatchEvent<DynamicObject>>> + Send>>;
@@ -315,12 +322,14 @@ impl K8sDeployer {
             .collect()
     }
 
-    /// Reads the rollout; returns it with the Deployment's resource version.
-    async fn observe(&self, ns: &str, name: &str) -> Result<(RolloutStatus, String)> {
+    /// Reads the rollout, with the Deployment's resource version and how long until
+    /// a stuck new pod reaches the fail-fast grace.
+    async fn observe(&self, ns: &str, name: &str) -> Result<Observation> {
         let snap = self.snapshot(ns, name).await?;
         let d = &snap.deployment;
         let now = Timestamp::now();
         let mut verdict = judge(d, &[], now, self.fail_fast_grace);
+        let mut until_grace = None;
         let new_rs = snap.history.new.as_ref();
         if verdict.phase == RolloutPhase::InProgress
             && d.status.observed_generation >= d.generation
@@ -328,7 +337,9 @@ impl K8sDeployer {
         {
             let selector = format!("{},{}={hash}", self.selector(d, ns)?, revision::HASH_LABEL);
             let new_pods = self.list_pods(ns, &selector).await?;
-            verdict = judge(d, &new_pods, Timestamp::now(), self.fail_fast_grace);
+            let now = Timestamp::now();
+            verdict = judge(d, &new_pods, now, self.fail_fast_grace);
+            until_grace = grace_left(&new_pods, now, self.fail_fast_grace);
         }
         let updated = d.status.updated_replicas.max(0) as u32;
         let ready = match verdict.phase {
@@ -336,8 +347,8 @@ impl K8sDeployer {
             _ => new_rs.map_or(0, |rs| rs.available),
         }
         .clamp(0, d.status.updated_replicas.max(0)) as u32;
-        Ok((
-            RolloutStatus {
+        Ok(Observation {
+            status: RolloutStatus {
                 revision: snap.current_id(),
                 phase: verdict.phase,
                 desired: d.desired().max(0) as u32,
@@ -345,8 +356,9 @@ impl K8sDeployer {
                 ready,
                 message: verdict.message,
             },
-            d.resource_version.clone(),
-        ))
+            resource_version: d.resource_version.clone(),
+            until_grace,
+        })
     }
 
     async fn open_watch(&self, ns: &str, name: &str, rv: &str) -> kube::Result<WatchStream> {
@@ -505,7 +517,7 @@ impl Deployer for K8sDeployer {
 
     async fn rollout_status(&self, service: &ServiceId) -> Result<RolloutStatus> {
         let (ns, name) = self.target(service)?;
-        Ok(self.observe(ns, name).await?.0)
+        Ok(self.observe(ns, name).await?.status)
     }
 
     async fn wait_until_stable(&self, service: &ServiceId) -> Result<RolloutStatus> {
@@ -516,7 +528,11 @@ impl Deployer for K8sDeployer {
         let mut polls: u32 = 0;
         let started = tokio::time::Instant::now();
         loop {
-            let (status, rv) = self.observe(ns, name).await?;
+            let Observation {
+                status,
+                resource_version: rv,
+                until_grace,
+            } = self.observe(ns, name).await?;
             match status.phase {
                 RolloutPhase::Complete => return Ok(status),
                 RolloutPhase::Failed => {
@@ -565,11 +581,18 @@ impl Deployer for K8sDeployer {
                         after: started.elapsed(),
                     });
                 }
-                tokio::time::sleep(self.poll.interval(polls)).await;
+                let pause = self.poll.interval(polls);
+                let pause =
+                    until_grace.map_or(pause, |left| pause.min(left + Duration::from_millis(100)));
+                tokio::time::sleep(pause).await;
                 polls += 1;
                 continue;
             };
-            match tokio::time::timeout(self.recheck, stream.next()).await {
+            // Look again at the latest when a stuck pod's grace runs out.
+            let recheck = until_grace.map_or(self.recheck, |left| {
+                self.recheck.min(left + Duration::from_millis(100))
+            });
+            match tokio::time::timeout(recheck, stream.next()).await {
                 // Nothing changed: re-check for the fail-fast grace.
                 Err(_) => {}
                 Ok(Some(Ok(WatchEvent::Error(e)))) => {

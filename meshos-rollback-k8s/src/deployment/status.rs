@@ -120,6 +120,18 @@ fn stuck_pod(pods: &[PodView], now: Timestamp, grace: Duration) -> Option<String
     })
 }
 
+/// How long until the first new pod waiting in a fail-fast reason reaches the
+/// grace, so a waiter can look again right then.
+pub(crate) fn grace_left(pods: &[PodView], now: Timestamp, grace: Duration) -> Option<Duration> {
+    pods.iter()
+        .filter(|p| !p.deleting && p.waiting_for(&FAIL_FAST_REASONS).next().is_some())
+        .map(|p| {
+            let waited = now.duration_since(p.since().unwrap_or(now)).unsigned_abs();
+            grace.saturating_sub(waited)
+        })
+        .min()
+}
+
 /// kubectl's `appendWarning`: the first pod that is unschedulable or waits for a
 /// known bad reason is named after the status line.
 fn with_warning(base: String, pods: &[PodView]) -> String {
@@ -428,6 +440,24 @@ mod tests {
             judge(&deployment(2, done), &[old], now(), GRACE).phase,
             RolloutPhase::Complete
         );
+    }
+
+    #[test]
+    fn the_grace_left_is_the_soonest_stuck_pod() {
+        let pods = [
+            crash_looping("a", "2025-10-30T10:09:30Z"),
+            crash_looping("b", "2025-10-30T10:09:50Z"),
+        ];
+        assert_eq!(
+            grace_left(&pods, now(), GRACE),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            grace_left(&pods, now(), Duration::from_secs(10)),
+            Some(Duration::ZERO)
+        );
+        let fine = pod("c", "2025-10-30T10:00:00Z", json!({"phase": "Running"}));
+        assert_eq!(grace_left(&[fine], now(), GRACE), None);
     }
 
     #[test]
