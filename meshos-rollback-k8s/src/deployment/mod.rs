@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use jiff::Timestamp;
 use kube::Client;
 use kube::api::{
@@ -64,6 +64,17 @@ const WATCH_TIMEOUT_SECS: u32 = 290;
 /// * **Waiting** watches the Deployment and re-checks on every change (and every
 ///   [`with_recheck_interval`](Self::with_recheck_interval) for the grace), falling
 ///   back to polling with a [`Backoff`] when the server refuses to watch.
+///
+/// Where it differs from kubectl, on purpose:
+///
+/// * a revision number from a ReplicaSet's `revision-history` also finds it (kubectl
+///   only knows the current number), so ids stay valid across renumbering;
+/// * templates are compared as JSON with nulls, empty maps and empty lists dropped
+///   (apimachinery's semantic equality compares typed structs; on objects the API
+///   server wrote, both agree);
+/// * a paused Deployment is an [`Error::Conflict`] and a missing history an
+///   [`Error::NotFound`], with kubectl's messages;
+/// * the fail-fast check is an addition; kubectl only appends a warning.
 ///
 /// RBAC: `get`, `watch` and `patch` on `deployments`, `list` on `replicasets` and
 /// `pods` in the Deployment's namespace.
@@ -600,7 +611,20 @@ impl Deployer for K8sDeployer {
                     tracing::debug!(provider = %self, code = e.code, reason = %e.reason, "watch ended");
                     watch = None;
                 }
-                Ok(Some(Ok(_))) => watch_failures = 0,
+                Ok(Some(Ok(_))) => {
+                    watch_failures = 0;
+                    // One look covers a burst of changes: drain what already arrived.
+                    loop {
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(WatchEvent::Error(_)) | Err(_)) | None) => {
+                                watch = None;
+                                break;
+                            }
+                            Some(Some(Ok(_))) => {}
+                            None => break,
+                        }
+                    }
+                }
                 // The server closed the watch (its timeout): open a new one.
                 Ok(None) => watch = None,
                 Ok(Some(Err(e))) => {
