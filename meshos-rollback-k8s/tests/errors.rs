@@ -148,3 +148,32 @@ async fn lock_and_unreachable_server_errors() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_survives_watches_that_keep_expiring() {
+    // One event of history: every watch the waiter opens during a rollout starts
+    // from a resource version the server has already forgotten.
+    let server = meshos_rollback_k8s::testing::TestApiServer::builder()
+        .with_pod_ready_after(Duration::from_millis(40))
+        .with_tick(Duration::from_millis(10))
+        .with_event_log(1)
+        .start()
+        .await
+        .unwrap();
+    let ns = common::unique("expiring");
+    let svc = common::with_history(&server, &ns, "meshos-api", &["meshos/api:v1"]).await;
+    let d = common::deployer(&server);
+    server.clear_requests();
+    d.set_image(
+        &svc,
+        &ImageUpdate {
+            container: None,
+            image: "meshos/api:v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let status = common::within(20, d.wait_until_stable(&svc)).await.unwrap();
+    assert_eq!(status.revision.as_str(), "2");
+    assert!(server.requests().iter().any(|r| r.is_watch()));
+}

@@ -607,9 +607,16 @@ impl Deployer for K8sDeployer {
                 // Nothing changed: re-check for the fail-fast grace.
                 Err(_) => {}
                 Ok(Some(Ok(WatchEvent::Error(e)))) => {
-                    // 410 Gone and friends: start a new watch from a fresh read.
+                    // 410 Gone and friends: start a new watch from a fresh read,
+                    // backing off, and poll if it keeps failing.
                     tracing::debug!(provider = %self, code = e.code, reason = %e.reason, "watch ended");
                     watch = None;
+                    watch_failures += 1;
+                    if watch_failures >= 3 {
+                        can_watch = false;
+                    } else {
+                        tokio::time::sleep(self.poll.interval(watch_failures - 1)).await;
+                    }
                 }
                 Ok(Some(Ok(_))) => {
                     watch_failures = 0;

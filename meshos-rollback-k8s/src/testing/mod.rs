@@ -160,6 +160,7 @@ pub struct TestApiServerBuilder {
     pod_ready_after: Duration,
     tick: Duration,
     watch: bool,
+    event_log: usize,
 }
 
 impl Default for TestApiServerBuilder {
@@ -168,6 +169,7 @@ impl Default for TestApiServerBuilder {
             pod_ready_after: Duration::from_millis(100),
             tick: Duration::from_millis(20),
             watch: true,
+            event_log: store::LOG_SIZE,
         }
     }
 }
@@ -192,12 +194,20 @@ impl TestApiServerBuilder {
         self
     }
 
+    /// How many events the server keeps for watches (default 4096). A watch from a
+    /// resource version older than the log gets a `410 Expired` event, as after
+    /// etcd compaction: a small log makes watches expire all the time.
+    pub fn with_event_log(mut self, events: usize) -> Self {
+        self.event_log = events.max(1);
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving and reconciling.
     pub async fn start(self) -> std::io::Result<TestApiServer> {
         let (tx, _) = broadcast::channel(4096);
         let (stop, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            store: Mutex::new(Store::new(tx)),
+            store: Mutex::new(Store::new(tx, self.event_log)),
             settings: Mutex::new(Settings {
                 watch: self.watch,
                 behaviour: Behaviour {

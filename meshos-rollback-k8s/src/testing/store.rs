@@ -149,9 +149,9 @@ impl Event {
     }
 }
 
-/// How many events the log keeps; a watch from an older resource version gets
-/// `410 Gone`, as after etcd compaction.
-const LOG_SIZE: usize = 4096;
+/// How many events the log keeps by default; a watch from an older resource
+/// version gets `410 Gone`, as after etcd compaction.
+pub(crate) const LOG_SIZE: usize = 4096;
 
 type Key = (&'static str, String, String);
 
@@ -162,6 +162,7 @@ pub(crate) struct Store {
     rv: u64,
     uid: u64,
     log: VecDeque<Event>,
+    log_size: usize,
     tx: broadcast::Sender<Event>,
     /// When the controller created each pod, and when it became ready.
     pub(crate) pod_times: HashMap<String, (Instant, Option<Instant>)>,
@@ -180,12 +181,13 @@ fn name_of(obj: &Value) -> &str {
 }
 
 impl Store {
-    pub(crate) fn new(tx: broadcast::Sender<Event>) -> Self {
+    pub(crate) fn new(tx: broadcast::Sender<Event>, log_size: usize) -> Self {
         Store {
             objects: BTreeMap::new(),
             rv: 1,
             uid: 0,
             log: VecDeque::new(),
+            log_size: log_size.max(1),
             tx,
             pod_times: HashMap::new(),
         }
@@ -243,7 +245,7 @@ impl Store {
             object,
         };
         self.log.push_back(event.clone());
-        if self.log.len() > LOG_SIZE {
+        if self.log.len() > self.log_size {
             self.log.pop_front();
         }
         // No receivers is fine: nobody watches.
