@@ -90,7 +90,12 @@ impl HttpHealthChecker {
         ]
     }
 
-    fn unreachable(&self, endpoint: &HealthEndpoint, started: Instant, err: reqwest::Error) -> HealthCheckResult {
+    fn unreachable(
+        &self,
+        endpoint: &HealthEndpoint,
+        started: Instant,
+        err: reqwest::Error,
+    ) -> HealthCheckResult {
         let err = err.without_url();
         let detail = if err.is_timeout() {
             format!("no answer within {:?}", self.timeout)
@@ -117,7 +122,10 @@ impl fmt::Display for HttpHealthChecker {
 impl HealthChecker for HttpHealthChecker {
     async fn check(&self, endpoint: &HealthEndpoint) -> Result<HealthCheckResult> {
         // The URL itself stays out of the message: it may hold a token.
-        let url = parse_http_url(&format!("health endpoint {:?}", endpoint.name), &endpoint.url)?;
+        let url = parse_http_url(
+            &format!("health endpoint {:?}", endpoint.name),
+            &endpoint.url,
+        )?;
         let started = Instant::now();
         let response = match self.client.get(url).timeout(self.timeout).send().await {
             Ok(r) => r,

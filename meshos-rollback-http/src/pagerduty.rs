@@ -75,7 +75,10 @@ impl PagerDutyEscalatorBuilder {
             .join(&format!("{}/v2/enqueue", base.path().trim_end_matches('/')))
             .map_err(|e| Error::invalid("pagerduty.base_url", e.to_string()))?;
         if self.timeout.is_zero() {
-            return Err(Error::invalid("pagerduty.timeout", "must be longer than zero"));
+            return Err(Error::invalid(
+                "pagerduty.timeout",
+                "must be longer than zero",
+            ));
         }
         let shown = format!("PagerDuty({})", display_url(&base));
         let client = match self.client {
@@ -275,9 +278,14 @@ mod tests {
         assert_eq!(pd.endpoint.as_str(), "http://127.0.0.1:1/pd/v2/enqueue");
         assert_eq!(pd.to_string(), "PagerDuty(http://127.0.0.1:1/pd)");
         let pd = PagerDutyEscalator::builder(key()).build().unwrap();
-        assert_eq!(pd.endpoint.as_str(), "https://events.pagerduty.com/v2/enqueue");
+        assert_eq!(
+            pd.endpoint.as_str(),
+            "https://events.pagerduty.com/v2/enqueue"
+        );
         assert!(!format!("{pd:?}").contains("0123456789abcdef"));
-        let e = PagerDutyEscalator::builder(SecretString::from(" ")).build().unwrap_err();
+        let e = PagerDutyEscalator::builder(SecretString::from(" "))
+            .build()
+            .unwrap_err();
         assert_eq!(e.kind(), meshos_rollback_core::ErrorKind::InvalidInput);
     }
 }

@@ -126,7 +126,12 @@ impl CustomerReports for HttpCustomerReports {
             .await
             .map_err(|e| error::from_reqwest(&ctx, e, &[]))?;
         if !status.is_success() {
-            return Err(error::from_status(&ctx, status, &error::excerpt(&body), &[]));
+            return Err(error::from_status(
+                &ctx,
+                status,
+                &error::excerpt(&body),
+                &[],
+            ));
         }
         serde_json::from_str::<CountAnswer>(&body)
             .map(|a| a.count)

@@ -113,6 +113,27 @@ impl fmt::Display for SlackNotifier {
     }
 }
 
+/// What to redact from anything a server says: the webhook URL, its path and query,
+/// and every long path segment (Slack's `/services/T…/B…/<token>`), longest first.
+fn secret_parts(webhook: &str) -> Vec<String> {
+    let mut parts = vec![webhook.to_owned()];
+    if let Ok(url) = url::Url::parse(webhook) {
+        if url.path().len() > 1 {
+            parts.push(url.path().to_owned());
+        }
+        parts.extend(url.query().map(str::to_owned));
+        parts.extend(
+            url.path_segments()
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 8 && *s != "services")
+                .map(str::to_owned),
+        );
+    }
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    parts
+}
+
 /// Escapes the characters Slack's formatting gives a meaning to.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -134,6 +155,8 @@ impl Notifier for SlackNotifier {
             return Err(Error::invalid("message.text", "must not be empty"));
         }
         let secret = self.webhook.expose_secret();
+        let parts = secret_parts(secret);
+        let secrets: Vec<&str> = parts.iter().map(String::as_str).collect();
         let operation = format!("post {:?} message of {}", message.kind, message.incident_id);
         let ctx = Context {
             provider: &self.shown,
@@ -149,7 +172,7 @@ impl Notifier for SlackNotifier {
             .json(&body)
             .send()
             .await
-            .map_err(|e| error::from_reqwest(&ctx, e, &[secret]))?;
+            .map_err(|e| error::from_reqwest(&ctx, e, &secrets))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -159,7 +182,7 @@ impl Notifier for SlackNotifier {
             .await
             .map(|b| error::excerpt(&b))
             .unwrap_or_default();
-        Err(error::from_status(&ctx, status, &detail, &[secret]))
+        Err(error::from_status(&ctx, status, &detail, &secrets))
     }
 }
 
@@ -172,6 +195,23 @@ mod tests {
         assert_eq!(
             escape("Error rate < 0.1% & P95 > baseline: \"ok\" 🔄"),
             "Error rate &lt; 0.1% &amp; P95 &gt; baseline: \"ok\" 🔄"
+        );
+    }
+
+    #[test]
+    fn every_part_of_the_webhook_is_redacted() {
+        let parts =
+            secret_parts("https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdefXYZ?x=1");
+        assert_eq!(
+            parts,
+            [
+                "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdefXYZ?x=1",
+                "/services/T0123ABCD/B0123ABCD/abcdefXYZ",
+                "T0123ABCD",
+                "B0123ABCD",
+                "abcdefXYZ",
+                "x=1",
+            ]
         );
     }
 
