@@ -242,13 +242,13 @@ impl PrometheusMetricsBuilder {
             }
             templates.push((name, template.map(str::to_owned)));
         }
-        if let Baseline::Offset(d) = self.baseline {
-            if d.is_zero() || SignedDuration::try_from(d).is_err() {
-                return Err(Error::invalid(
-                    "prometheus.baseline",
-                    "the offset must be longer than zero, like 1h or 1w",
-                ));
-            }
+        if let Baseline::Offset(d) = self.baseline
+            && (d.is_zero() || SignedDuration::try_from(d).is_err())
+        {
+            return Err(Error::invalid(
+                "prometheus.baseline",
+                "the offset must be longer than zero, like 1h or 1w",
+            ));
         }
         let shown = format!("Prometheus({})", display_url(&base));
         let client = match self.client {
@@ -724,11 +724,11 @@ fn promql_duration(window: Duration) -> Result<String> {
             "must be at least one millisecond, like 5m",
         ));
     }
-    Ok(if ms % 3_600_000 == 0 {
+    Ok(if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -139,10 +139,10 @@ async fn wait_ready(url: &str, child: &mut Child) -> bool {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if let Ok(r) = http.get(format!("{url}/-/ready")).send().await {
-            if r.status().is_success() {
-                return true;
-            }
+        if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
+            && r.status().is_success()
+        {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
