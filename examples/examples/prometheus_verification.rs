@@ -41,7 +41,8 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("MESHOS_PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9090".into());
+    let url =
+        std::env::var("MESHOS_PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9090".into());
     let mut args = std::env::args().skip(1).peekable();
     let mut clock: SharedClock = Arc::new(SystemClock);
     let mut services = Vec::new();
@@ -51,10 +52,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             clock = Arc::new(At(Timestamp::from_second(secs)?));
         } else {
             let mut parts = arg.splitn(3, '/');
-            let (Some(region), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(region), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
                 return Err(format!("{arg:?}: want region/namespace/name").into());
             };
-            services.push(ServiceRef::new(Region::new(region)?, ServiceId::kubernetes(ns, name)));
+            services.push(ServiceRef::new(
+                Region::new(region)?,
+                ServiceId::kubernetes(ns, name),
+            ));
         }
     }
     if services.is_empty() {
@@ -84,7 +89,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         limits.window()
     );
     for service in &services {
-        let baseline = prometheus.baseline(service, Duration::from_secs(300)).await?;
+        let baseline = prometheus
+            .baseline(service, Duration::from_secs(300))
+            .await?;
         let points = prometheus
             .observe_range(service, limits.check_interval(), &range)
             .await?;
@@ -113,12 +120,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             verdicts.push(report);
         }
-        let all_passed = verdicts.iter().all(|r| r.verdict == VerificationVerdict::Passed);
+        let all_passed = verdicts
+            .iter()
+            .all(|r| r.verdict == VerificationVerdict::Passed);
         match verdicts.last() {
             Some(last) if all_passed => println!("  => verified: every check passed\n  {last}"),
             Some(last) => println!(
                 "  => NOT verified: {} of {} checks did not pass; latest:\n  {last}",
-                verdicts.iter().filter(|r| r.verdict != VerificationVerdict::Passed).count(),
+                verdicts
+                    .iter()
+                    .filter(|r| r.verdict != VerificationVerdict::Passed)
+                    .count(),
                 verdicts.len()
             ),
             None => println!("  => no checks"),
