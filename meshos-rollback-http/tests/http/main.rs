@@ -4,6 +4,7 @@
 //! Needs no external server: runs in plain `cargo test`.
 
 mod health;
+mod layered;
 mod pagerduty;
 mod prometheus_http;
 mod recorder;

@@ -1,7 +1,10 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meshos_rollback_core::ErrorKind;
 use meshos_rollback_core::conformance::notify::run;
+use meshos_rollback_core::engine::comms;
+use meshos_rollback_core::model::Region;
 use meshos_rollback_core::provider::{Message, MessageKind, Notifier};
 use meshos_rollback_http::slack::SlackNotifier;
 use secrecy::SecretString;
@@ -30,7 +33,8 @@ fn message(kind: MessageKind, text: &str) -> Message {
     }
 }
 
-/// The playbook's announcement, exactly (Communication § During Rollback).
+/// The playbook's announcement, exactly (Communication § During Rollback); the
+/// engine's renderer must produce the same text (checked below).
 const ANNOUNCEMENT: &str = "🔄 ROLLBACK IN PROGRESS\nRegion: us-east-1\nReason: High error rate detected\nStarted: 10:15 UTC\nETA: 10:20 UTC\nStatus updates every 2 minutes";
 
 #[tokio::test]
@@ -53,8 +57,32 @@ async fn the_playbooks_messages_arrive_exactly() {
     crate::capture_logs();
     let slack = Recorder::fixed(200, "ok").await;
     let n = notifier(&slack.url);
-    let update =
-        "Status update 10:17 UTC\nRegion: us-east-1\nStep 2 of 4: shift traffic to stable — done";
+    // The engine renders the playbook's messages; they must arrive unchanged.
+    let started: jiff::Timestamp = "2025-10-30T10:15:00Z".parse().unwrap();
+    let announcement = comms::announcement(
+        &[Region::new("us-east-1").unwrap()],
+        "High error rate detected",
+        started,
+        Duration::from_secs(300),
+        Duration::from_secs(120),
+    );
+    assert_eq!(announcement, ANNOUNCEMENT);
+    let progress = BTreeMap::from([(
+        Region::new("us-east-1").unwrap(),
+        comms::RegionProgress {
+            done: 2,
+            total: 4,
+            current: Some("shift traffic to stable".into()),
+            finished: None,
+        },
+    )]);
+    let update = comms::status_update(
+        "2025-10-30T10:17:00Z".parse().unwrap(),
+        started,
+        Duration::from_secs(300),
+        &progress,
+    );
+    let update = update.as_str();
     let resolution =
         "✅ ROLLBACK COMPLETE\nRegion: us-east-1\nRolled back to v2.4.9\nHealth checks passing";
     n.send(&message(MessageKind::Announcement, ANNOUNCEMENT))
