@@ -31,15 +31,16 @@ impl Drop for Prometheus {
 
 /// `name` from `$env_var`, else from `PATH`; a failure says how to get it.
 fn binary(env_var: &str, name: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(env_var) {
-        return PathBuf::from(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
+    let from_env = std::env::var_os(env_var).map(PathBuf::from);
+    let found = match from_env {
+        Some(p) => p.is_file().then_some(p),
+        None => std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|d| d.join(name))
                 .find(|p| p.is_file())
-        })
+        }),
+    };
+    found
         .unwrap_or_else(|| {
             panic!(
                 "`{name}` not found in PATH (or ${env_var}). These tests need a real Prometheus: \
