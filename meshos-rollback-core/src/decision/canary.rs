@@ -414,6 +414,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A worse canary never turns a rollback into "continue".
+        #[test]
+        fn worse_never_less_severe(
+            er in 0.0..10.0f64, p95 in 1.0..1000.0f64, cpu in 0.0..100.0f64, mem in 0.0..100.0f64,
+            d_er in 0.0..10.0f64, d_p95 in 0.0..1000.0f64, d_cpu in 0.0..50.0f64, d_mem in 0.0..50.0f64,
+        ) {
+            let policy = CanaryPolicy::default();
+            let base = Metrics::new(0.2, 100.0, 40.0, 40.0, 1000.0);
+            let now = Metrics::new(er, p95, cpu, mem, 100.0);
+            let worse = Metrics::new(er + d_er, p95 + d_p95, (cpu + d_cpu).min(100.0), (mem + d_mem).min(100.0), 100.0);
+            let a = policy.evaluate(&Observation::new(now, base)).action().unwrap();
+            let b = policy.evaluate(&Observation::new(worse, base)).action().unwrap();
+            proptest::prop_assert!(b >= a);
+        }
+    }
+
     #[test]
     fn custom_thresholds_apply() {
         let p = CanaryPolicy::builder()
