@@ -72,12 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .shifting_traffic(fleet::LISTENER, fleet::STABLE_TG)
             .checking_other_regions(),
     ])
-    .with_fleet(
-        regions
-            .iter()
-            .map(|r| ServiceRef::new(r.clone(), fleet::api(r)))
-            .collect(),
-    );
+    .with_fleet(world.fleet_services());
     let plan = engine.plan(&spec).await?;
     section("Dry run", &plan.to_string());
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use meshos_rollback_core::clock::{SharedClock, TokioClock};
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::memory::{InMemoryWorld, fleet};
-use meshos_rollback_core::model::{Incident, Region, Revision, ServiceRef, Severity};
+use meshos_rollback_core::model::{Incident, Region, Revision, Severity};
 use meshos_rollback_core::provider::{Deployer, DnsSwitcher};
 use meshos_rollback_examples::{Console, section};
 
@@ -40,12 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .excluding_from(fleet::API_RECORD)
             .checking_other_regions(),
     ])
-    .with_fleet(
-        regions
-            .iter()
-            .map(|r| ServiceRef::new(r.clone(), fleet::api(r)))
-            .collect(),
-    );
+    .with_fleet(world.fleet_services());
     let plan = engine.plan(&spec).await?;
     section("Dry run", &plan.to_string());
 

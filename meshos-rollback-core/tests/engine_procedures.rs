@@ -329,6 +329,15 @@ async fn schema_rollback_reverts_the_last_batch_after_the_application() {
     assert_eq!(status.version(), Some("20251001_init"));
 }
 
+/// An engine holding the connection-string template `url` as secret `meshos-db-url`.
+fn engine_with_db_url(s: &Scenario, url: &str) -> Engine {
+    Engine::builder(s.world.providers())
+        .with_clock(s.clock.clone())
+        .with_secret("meshos-db-url", url.to_owned().into())
+        .build()
+        .unwrap()
+}
+
 fn db_spec(r: &meshos_rollback_core::model::Region, from: RestoreFrom) -> RollbackSpec {
     quick(RollbackSpec::new(vec![
         RegionSpec::new(r.clone(), fleet::api(r))
@@ -360,14 +369,7 @@ async fn point_in_time_restore_goes_to_a_new_instance_and_switches_the_connectio
         .instance(&fleet::database(&r))
         .await
         .unwrap();
-    let engine = meshos_rollback_core::engine::Engine::builder(s.world.providers())
-        .with_clock(s.clock.clone())
-        .with_secret(
-            "meshos-db-url",
-            "postgresql://app:Tr0ub4dor@{host}:{port}/meshos".into(),
-        )
-        .build()
-        .unwrap();
+    let engine = engine_with_db_url(&s, "postgresql://app:Tr0ub4dor@{host}:{port}/meshos");
     let plan = engine
         .plan(&db_spec(
             &r,
@@ -432,14 +434,7 @@ async fn point_in_time_restore_goes_to_a_new_instance_and_switches_the_connectio
 async fn snapshot_restore_uses_the_newest_snapshot() {
     let s = scenario(&["us-east-1"]);
     let r = s.regions[0].clone();
-    let engine = meshos_rollback_core::engine::Engine::builder(s.world.providers())
-        .with_clock(s.clock.clone())
-        .with_secret(
-            "meshos-db-url",
-            "postgresql://app:pw-1234@{host}:{port}/meshos".into(),
-        )
-        .build()
-        .unwrap();
+    let engine = engine_with_db_url(&s, "postgresql://app:pw-1234@{host}:{port}/meshos");
     let report = engine
         .execute(
             engine
@@ -475,14 +470,7 @@ async fn a_restore_never_overwrites_an_existing_instance() {
         .region(&r)
         .database
         .add_instance("meshos-db-us-east-1-restored", s.clock.now());
-    let engine = meshos_rollback_core::engine::Engine::builder(s.world.providers())
-        .with_clock(s.clock.clone())
-        .with_secret(
-            "meshos-db-url",
-            "postgresql://app:pw-1234@{host}:{port}/meshos".into(),
-        )
-        .build()
-        .unwrap();
+    let engine = engine_with_db_url(&s, "postgresql://app:pw-1234@{host}:{port}/meshos");
     let report = engine
         .execute(
             engine

@@ -1,6 +1,10 @@
 //! The layers, around mocks and in-memory providers, on tokio's paused clock.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::Captured;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use meshos_rollback_core::clock::TokioClock;
@@ -205,35 +209,16 @@ async fn conformance_holds_through_the_standard_stack() {
     assert_eq!(plan.injected().len(), 5, "{:?}", plan.injected());
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn trace_layer_names_provider_and_operation() {
     let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = out.install();
     let mut mock = MockDeployer::new();
     mock.expect_revisions()
         .returning(|_| Err(Error::not_found("MockDeployer", "service ecs:c/s")));
     let d = Layered::new(Arc::new(mock) as Arc<dyn Deployer>, TraceLayer::default());
     let _ = d.revisions(&svc()).await;
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = out.text();
     assert!(
         text.contains("provider_call{provider=MockDeployer op=\"revisions\"}"),
         "{text}"

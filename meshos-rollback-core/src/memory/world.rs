@@ -215,6 +215,14 @@ impl InMemoryWorld {
         w
     }
 
+    /// `meshos-api` in every region of the playbook fleet.
+    pub fn fleet_services(&self) -> Vec<ServiceRef> {
+        self.regions
+            .keys()
+            .map(|r| ServiceRef::new(r.clone(), fleet::api(r)))
+            .collect()
+    }
+
     /// The region's providers.
     pub fn region(&self, region: &Region) -> &InMemoryRegion {
         &self.regions[region]
