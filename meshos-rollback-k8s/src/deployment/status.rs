@@ -120,14 +120,22 @@ fn stuck_pod(pods: &[PodView], now: Timestamp, grace: Duration) -> Option<String
     })
 }
 
-/// How long until the first new pod waiting in a fail-fast reason reaches the
-/// grace, so a waiter can look again right then.
+/// How long until the first new pod that is not ready could be judged stuck, so a
+/// waiter can look again right then. A pod that is still starting counts too: it can
+/// start crash-looping without any change to the Deployment (nothing the watch would
+/// see), and its grace runs from the pod's start either way. Pods already past the
+/// grace without being stuck are left to the regular re-check.
 pub(crate) fn grace_left(pods: &[PodView], now: Timestamp, grace: Duration) -> Option<Duration> {
     pods.iter()
-        .filter(|p| !p.deleting && p.waiting_for(&FAIL_FAST_REASONS).next().is_some())
-        .map(|p| {
+        .filter(|p| {
+            !p.deleting && (!p.is_ready() || p.waiting_for(&FAIL_FAST_REASONS).next().is_some())
+        })
+        .filter_map(|p| {
             let waited = now.duration_since(p.since().unwrap_or(now)).unsigned_abs();
-            grace.saturating_sub(waited)
+            let stuck = p.waiting_for(&FAIL_FAST_REASONS).next().is_some();
+            // A stuck pod is due at once when past its grace; one that is merely not
+            // ready yet only until its grace would be over.
+            (stuck || waited < grace).then(|| grace.saturating_sub(waited))
         })
         .min()
 }
@@ -458,6 +466,23 @@ mod tests {
         );
         let fine = pod("c", "2025-10-30T10:00:00Z", json!({"phase": "Running"}));
         assert_eq!(grace_left(&[fine], now(), GRACE), None);
+        // Still starting: it may crash-loop without the Deployment changing, so the
+        // waiter looks again when its grace would be over.
+        let starting = pod(
+            "d",
+            "2025-10-30T10:09:40Z",
+            json!({"phase": "Pending", "startTime": "2025-10-30T10:09:40Z"}),
+        );
+        assert_eq!(
+            grace_left(std::slice::from_ref(&starting), now(), GRACE),
+            Some(GRACE - Duration::from_secs(20))
+        );
+        let ready = pod(
+            "e",
+            "2025-10-30T10:09:40Z",
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+        );
+        assert_eq!(grace_left(&[ready], now(), GRACE), None);
     }
 
     #[test]
