@@ -45,7 +45,8 @@ fi
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo doc"
+step "cargo doc (default features and all features)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 step "cargo test (every test, servers included)"

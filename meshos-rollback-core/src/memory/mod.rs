@@ -4,7 +4,7 @@
 //! listener weights and backend health, hosted zones with weighted records and
 //! propagation, databases with snapshots and a restore window, metrics that follow
 //! the serving revision. They validate input and fail like the real backends, and they
-//! pass the same [conformance suites](crate::conformance) as the cloud backends. Time
+//! pass the same conformance suites (`conformance`, feature `conformance`) as the cloud backends. Time
 //! comes from a [`Clock`](crate::clock::Clock), so tests run on tokio's paused clock.
 //!
 //! Inject latency and faults (throttling, timeouts, errors) with
