@@ -13,8 +13,9 @@
 //! scripts/run-with-moto.sh cargo run -p meshos-rollback-examples --example aws_single_region
 //! ```
 //!
-//! It prints each step and, at the end, the HTTP requests the rollback sent and its
-//! wall time. Against AWS the same rollback code takes the region's `SdkConfig`
+//! The rollback itself is the engine's: plan (dry run), checklist gate, journalled
+//! steps, report. It prints each step and, at the end, the HTTP requests the rollback
+//! sent and its wall time. Against AWS the same code takes the region's `SdkConfig`
 //! (from `aws_config`) and the real cluster, listener and zone.
 
 use std::io::{Read, Write};
@@ -40,8 +41,11 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
 use meshos_rollback_aws::{AlbTrafficShifter, EcsDeployer, Route53DnsSwitcher};
-use meshos_rollback_core::model::{Region as MeshRegion, RollbackTarget, ServiceId};
-use meshos_rollback_core::provider::{Deployer, DnsSwitcher, RouteId, TargetId, TrafficShifter};
+use meshos_rollback_core::clock::{SharedClock, SystemClock};
+use meshos_rollback_core::engine::*;
+use meshos_rollback_core::model::{Incident, Region as MeshRegion, ServiceId, Severity};
+use meshos_rollback_core::provider::{RouteId, TargetId};
+use meshos_rollback_examples::Console;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -75,61 +79,66 @@ async fn main() -> Result<(), BoxError> {
     let alb = AlbTrafficShifter::builder(&config).build()?;
     let dns = Route53DnsSwitcher::builder(&config, &incident.zone).build()?;
     let region = MeshRegion::new(REGION)?;
+    let clock: SharedClock = Arc::new(SystemClock);
+
+    // The same engine as on the in-memory providers, now over AWS.
+    let providers = Providers::new()
+        .with_region(
+            region.clone(),
+            RegionProviders::new(Arc::new(ecs)).with_traffic(Arc::new(alb)),
+        )
+        .with_dns(Arc::new(dns));
+    let engine = Engine::builder(providers)
+        .with_clock(clock.clone())
+        .with_observer(Arc::new(Console::new(clock.clone())))
+        .build()?;
+    // No metrics source here: verification of metrics and health needs Prometheus and
+    // the service's endpoints; the rollback steps are what this example exercises.
+    let spec = RollbackSpec::new(vec![
+        RegionSpec::new(region.clone(), incident.service.clone())
+            .excluding_from(incident.record.clone())
+            .shifting_traffic(incident.listener.clone(), incident.stable.clone())
+            .without_verification(),
+    ]);
+    let plan = engine.plan(&spec).await?;
+    println!("\n{plan}");
+    let request = RollbackRequest {
+        incident: Incident {
+            id: "INC-AWS-001".into(),
+            severity: Severity::High,
+            summary: "High error rate detected".into(),
+            started_at: clock.now(),
+            regions: vec![region.clone()],
+        },
+        trigger: Trigger::Manual(
+            PreRollbackChecklist::new()
+                .incident_documented("moto demo")
+                .approved_by("on-call", ApproverRole::OnCallEngineer)
+                .customer_impact(CustomerImpact::new(None, "elevated error rates"))
+                .stakeholders_notified("not needed for a demo"),
+        ),
+        prior_events: vec![],
+    };
+
+    // ---- The rollback: only backend calls from here on are counted.
     let before = requests.load(Ordering::SeqCst);
     let started = Instant::now();
-
-    let weights = dns.region_weights(&incident.record).await?;
-    let previous_weight = weights
-        .iter()
-        .find(|w| w.region == region)
-        .map(|w| w.weight)
-        .ok_or("the region has no weighted record")?;
-    let change = dns.set_region_weight(&incident.record, &region, 0).await?;
-    dns.wait_in_sync(&change).await?;
-    println!(
-        "[{:>6.0?}] {dns}: {region} excluded from {} (weight {previous_weight} -> 0, {change} INSYNC)",
-        started.elapsed(),
-        incident.record
-    );
-
-    alb.shift_all_to(&incident.listener, &incident.stable)
-        .await?;
-    let health = alb.target_health(&incident.stable).await?;
-    if !health.all_healthy() {
-        return Err(format!("stable target group is not healthy: {health}").into());
-    }
-    println!(
-        "[{:>6.0?}] {alb}: 100% to stable ({health})",
-        started.elapsed()
-    );
-
-    let rollback = ecs
-        .roll_back(&incident.service, &RollbackTarget::Previous)
-        .await?;
-    println!(
-        "[{:>6.0?}] {ecs}: {} -> {}",
-        started.elapsed(),
-        rollback.from,
-        rollback.to
-    );
-    let status = ecs.wait_until_stable(&incident.service).await?;
-    println!("[{:>6.0?}] {ecs}: stable: {status}", started.elapsed());
-
-    let change = dns
-        .set_region_weight(&incident.record, &region, previous_weight)
-        .await?;
-    dns.wait_in_sync(&change).await?;
-    println!(
-        "[{:>6.0?}] {dns}: {region} re-admitted at weight {previous_weight}",
-        started.elapsed()
-    );
-
+    let report = engine.execute(plan, request).await?;
     let elapsed = started.elapsed();
     let sent = requests.load(Ordering::SeqCst) - before;
-    if status.revision.as_str() != incident.good_revision {
+    println!("\n{report}");
+    if report.status != RunStatus::Succeeded {
+        return Err(format!("rollback {}", report.status).into());
+    }
+    let now_running = report.regions[0]
+        .versions
+        .target
+        .clone()
+        .unwrap_or_default();
+    if now_running != incident.good_revision {
         return Err(format!(
-            "rolled back to {}, expected {}",
-            status.revision, incident.good_revision
+            "rolled back to {now_running}, expected {}",
+            incident.good_revision
         )
         .into());
     }
@@ -138,7 +147,7 @@ async fn main() -> Result<(), BoxError> {
 }
 
 /// What `stage_incident` created.
-struct Incident {
+struct Staged {
     cluster: String,
     service: ServiceId,
     good_revision: String,
@@ -156,7 +165,7 @@ async fn stage_incident(
     config: &SdkConfig,
     endpoint: &str,
     account: &str,
-) -> Result<Incident, BoxError> {
+) -> Result<Staged, BoxError> {
     let ecs = aws_sdk_ecs::Client::new(config);
     let cluster = format!("meshos-{REGION}");
     ecs.create_cluster().cluster_name(&cluster).send().await?;
@@ -313,7 +322,7 @@ async fn stage_incident(
         .send()
         .await?;
 
-    Ok(Incident {
+    Ok(Staged {
         service: ServiceId::ecs(&cluster, "meshos-api"),
         cluster,
         good_revision: revisions[0].clone(),

@@ -59,7 +59,7 @@ impl ProgressObserver for Console {
             } => self.line(&format!("{region:<13} - {step}: {reason}")),
             ProgressEvent::MessageSent { text, .. } => {
                 let indented = text.replace('\n', "\n    ");
-                self.line(&format!("💬 Slack:\n    {indented}"))
+                self.line(&format!("💬 message:\n    {indented}"))
             }
             ProgressEvent::RunFinished { status } => self.line(&format!("run finished: {status}")),
             other => self.line(&format!("{other:?}")),
