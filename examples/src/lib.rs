@@ -62,6 +62,11 @@ impl ProgressObserver for Console {
                 self.line(&format!("💬 message:\n    {indented}"))
             }
             ProgressEvent::RunFinished { status } => self.line(&format!("run finished: {status}")),
+            ProgressEvent::CanaryChecked {
+                canary,
+                check,
+                decision,
+            } => self.line(&format!("canary check {check} of {canary}: {decision}")),
             other => self.line(&format!("{other:?}")),
         }
     }

@@ -18,9 +18,14 @@
 //! 5. Status updates go out every 2 minutes; failures page on-call; the
 //!    [`RunReport`] renders the incident report and stakeholder e-mail from the journal.
 //!
+//! [`Engine::watch_canary`] is the canary auto-rollback: it checks a canary against
+//! the stable fleet every minute and runs the rollback by itself when the canary
+//! policy says so.
+//!
 //! Retry, timeouts and tracing of provider calls are [layers](crate::layer) around the
 //! providers, not part of the engine; the engine adds `region` and `step` spans.
 
+mod canary;
 mod checklist;
 pub mod comms;
 mod journal;
@@ -31,6 +36,7 @@ mod run;
 mod spec;
 mod verify;
 
+pub use canary::{CanaryOutcome, CanaryWatch};
 pub use checklist::{
     Approval, ApproverRole, Backup, CustomerImpact, GateRecord, ItemRecord, PreRollbackChecklist,
     RollbackRequest, TimelineEntry, Trigger,

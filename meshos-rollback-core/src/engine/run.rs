@@ -95,6 +95,15 @@ pub enum ProgressEvent {
         /// How.
         status: RunStatus,
     },
+    /// A canary watch judged the canary.
+    CanaryChecked {
+        /// The canary.
+        canary: ServiceRef,
+        /// Which check, from 1.
+        check: u32,
+        /// The decision, with every rule that fired.
+        decision: String,
+    },
 }
 
 /// Receives progress events (a terminal display, a deploy tool's UI).
@@ -289,6 +298,13 @@ impl Engine {
     /// The engine's clock.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
+    }
+
+    /// Tells the progress observer, if there is one.
+    pub(crate) fn notify_progress(&self, event: impl FnOnce() -> ProgressEvent) {
+        if let Some(o) = &self.inner.observer {
+            o.on_event(&event());
+        }
     }
 
     /// Pages on-call (if an escalator is configured) and records nothing else: for
