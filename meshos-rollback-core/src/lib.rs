@@ -16,10 +16,10 @@
 //! | [`DbRestorer`](provider::DbRestorer) | [`InMemoryDbRestorer`](memory::InMemoryDbRestorer) | `RdsRestorer` (aws) |
 //! | [`MetricsSource`](provider::MetricsSource) | [`InMemoryMetrics`](memory::InMemoryMetrics) | `PrometheusMetrics` (http) |
 //! | [`HealthChecker`](provider::HealthChecker) | [`InMemoryHealthChecker`](memory::InMemoryHealthChecker) | `HttpHealthChecker` (http) |
-//! | [`SmokeTests`](provider::SmokeTests) | [`InMemorySmokeTests`](memory::InMemorySmokeTests) | |
+//! | [`SmokeTests`](provider::SmokeTests) | [`InMemorySmokeTests`](memory::InMemorySmokeTests) | `CommandSmokeTests` (command) |
 //! | [`Notifier`](provider::Notifier) | [`InMemoryNotifier`](memory::InMemoryNotifier) | `SlackNotifier` (http) |
 //! | [`Escalator`](provider::Escalator) | [`InMemoryEscalator`](memory::InMemoryEscalator) | `PagerDutyEscalator` (http) |
-//! | [`SchemaMigrator`](provider::SchemaMigrator) | [`InMemorySchemaMigrator`](memory::InMemorySchemaMigrator) | |
+//! | [`SchemaMigrator`](provider::SchemaMigrator) | [`InMemorySchemaMigrator`](memory::InMemorySchemaMigrator) | `CommandMigrator` (command) |
 //! | [`CustomerReports`](provider::CustomerReports) | [`InMemoryCustomerReports`](memory::InMemoryCustomerReports) | `HttpCustomerReports` (http) |
 //! | [`ImageRegistry`](provider::ImageRegistry) | [`InMemoryImageRegistry`](memory::InMemoryImageRegistry) | `EcrImageRegistry` (aws) |
 //! | [`RollbackLock`](provider::RollbackLock) | [`InMemoryLock`](memory::InMemoryLock) | `LeaseLock` (k8s) |
