@@ -438,3 +438,56 @@ async fn an_unresolved_incident_gets_an_honest_email() {
         "{resolution}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn data_corruption_pages_on_call_at_critical_severity_with_every_finding() {
+    use meshos_rollback_core::decision::{Action, DecisionMatrix};
+    use meshos_rollback_core::engine::comms::escalation_for_decision;
+
+    let s = scenario(&["us-east-1"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    let engine = s.engine();
+    let policy = meshos_rollback_core::decision::RollbackPolicy::default();
+    let observation = engine
+        .observe(
+            &ServiceRef::new(r.clone(), fleet::api(&r)),
+            Duration::from_secs(300),
+            &policy,
+        )
+        .await
+        .unwrap()
+        .with_sla_violation(false)
+        .with_data_corruption(true);
+    let decision = DecisionMatrix::default().evaluate(&observation);
+    assert_eq!(decision.action(), Some(Action::StopAndEscalate));
+    let incident = s.incident(std::slice::from_ref(&r));
+    let page = escalation_for_decision(&incident, &r, &decision);
+    assert!(
+        engine.escalate(&page).await.unwrap(),
+        "an escalator is configured"
+    );
+    let open = s.world.escalator.open_pages();
+    let sent = &open["meshos-rollback/INC-20251030-001/us-east-1"];
+    assert_eq!(sent.severity, Severity::Critical);
+    assert_eq!(
+        sent.summary,
+        "us-east-1: stop all deployments, escalate (High error rate detected)"
+    );
+    let findings: Vec<&String> = sent
+        .details
+        .iter()
+        .filter(|(k, _)| k.starts_with("finding_"))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        findings,
+        vec![
+            "error rate 6.20% > 1.00%: monitor closely",
+            "error rate 6.20% > 5.00%: initiate rollback",
+            "P95 latency 410 ms > 240 ms (2.0 x baseline 120 ms): monitor closely",
+            "P95 latency 410 ms > 360 ms (3.0 x baseline 120 ms): initiate rollback",
+            "data corruption detected: stop all deployments, escalate",
+        ]
+    );
+}
