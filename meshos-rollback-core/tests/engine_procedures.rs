@@ -338,6 +338,19 @@ fn engine_with_db_url(s: &Scenario, url: &str) -> Engine {
         .unwrap()
 }
 
+/// Restores the region's database from its latest snapshot, switching the connection.
+async fn restore_latest_snapshot(
+    s: &Scenario,
+    r: &meshos_rollback_core::model::Region,
+) -> RunReport {
+    let engine = engine_with_db_url(s, "postgresql://app:pw-1234@{host}:{port}/meshos");
+    let plan = engine
+        .plan(&db_spec(r, RestoreFrom::LatestSnapshot))
+        .await
+        .unwrap();
+    engine.execute(plan, s.manual_for(r)).await.unwrap()
+}
+
 fn db_spec(r: &meshos_rollback_core::model::Region, from: RestoreFrom) -> RollbackSpec {
     quick(RollbackSpec::new(vec![
         RegionSpec::new(r.clone(), fleet::api(r))
@@ -434,17 +447,7 @@ async fn point_in_time_restore_goes_to_a_new_instance_and_switches_the_connectio
 async fn snapshot_restore_uses_the_newest_snapshot() {
     let s = scenario(&["us-east-1"]);
     let r = s.regions[0].clone();
-    let engine = engine_with_db_url(&s, "postgresql://app:pw-1234@{host}:{port}/meshos");
-    let report = engine
-        .execute(
-            engine
-                .plan(&db_spec(&r, RestoreFrom::LatestSnapshot))
-                .await
-                .unwrap(),
-            s.manual_for(&r),
-        )
-        .await
-        .unwrap();
+    let report = restore_latest_snapshot(&s, &r).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
     match &report.region(&r).unwrap().steps[0].outcome {
         Some(StepOutcome::DatabaseRestored {
@@ -470,17 +473,7 @@ async fn a_restore_never_overwrites_an_existing_instance() {
         .region(&r)
         .database
         .add_instance("meshos-db-us-east-1-restored", s.clock.now());
-    let engine = engine_with_db_url(&s, "postgresql://app:pw-1234@{host}:{port}/meshos");
-    let report = engine
-        .execute(
-            engine
-                .plan(&db_spec(&r, RestoreFrom::LatestSnapshot))
-                .await
-                .unwrap(),
-            s.manual_for(&r),
-        )
-        .await
-        .unwrap();
+    let report = restore_latest_snapshot(&s, &r).await;
     assert_eq!(report.status, RunStatus::Failed);
     let step = &report.region(&r).unwrap().steps[0];
     assert!(
