@@ -8,7 +8,7 @@ use common::*;
 use meshos_rollback_core::ErrorKind;
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::memory::{RestoredFrom, fleet};
-use meshos_rollback_core::model::{RollbackTarget, ServiceRef};
+use meshos_rollback_core::model::RollbackTarget;
 use meshos_rollback_core::provider::*;
 use secrecy::ExposeSecret;
 
@@ -590,5 +590,4 @@ async fn an_explicit_revision_outside_the_history_is_a_warning_not_a_surprise() 
         "{:?}",
         plan.warnings
     );
-    let _ = ServiceRef::new(r, fleet::api(&s.regions[0]));
 }

@@ -10,7 +10,7 @@ use common::*;
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::*;
 use meshos_rollback_core::memory::{InMemoryLock, fleet};
-use meshos_rollback_core::model::{Region, ServiceRef, Severity};
+use meshos_rollback_core::model::{ServiceRef, Severity};
 use meshos_rollback_core::provider::{DbInstanceId, DbRestorer, LockKey, RollbackLock};
 use meshos_rollback_core::{Error, ErrorKind};
 
@@ -579,5 +579,4 @@ async fn a_deadline_leaves_a_recorded_consistent_state() {
         last.text
     );
     assert!(last.text.contains("can be resumed"), "{}", last.text);
-    let _ = Region::new("x");
 }
