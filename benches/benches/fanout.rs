@@ -59,6 +59,7 @@ async fn setup(n: usize) -> (Setup, Duration) {
     }
     let engine = Engine::builder(providers)
         .with_clock(clock.clone())
+        .ephemeral()
         .build()
         .unwrap();
     let mut spec = RollbackSpec::new(

@@ -91,6 +91,7 @@ async fn main() -> Result<(), BoxError> {
     let engine = Engine::builder(providers)
         .with_clock(clock.clone())
         .with_observer(Arc::new(Console::new(clock.clone())))
+        .ephemeral()
         .build()?;
     // No metrics source here: verification of metrics and health needs Prometheus and
     // the service's endpoints; the rollback steps are what this example exercises.

@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::builder(world.providers())
         .with_clock(clock.clone())
         .with_observer(console.clone())
+        .ephemeral()
         .build()?;
 
     // 10:00 — v2.5.0 goes to the canary in us-east-1 (its rollout takes 30 s).

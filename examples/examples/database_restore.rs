@@ -19,6 +19,7 @@ fn restore(region: &Region, from: RestoreFrom) -> RegionSpec {
     RegionSpec::new(region.clone(), fleet::api(region))
         .with_deployment(DeploymentAction::None)
         .restoring_database(DatabaseSpec {
+            accept_data_after_incident: false,
             source: fleet::database(region),
             target: DbInstanceId::new(format!("meshos-db-{region}-restored")),
             from,
@@ -43,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_clock(clock.clone())
         .with_observer(console.clone())
         .with_secret("meshos-db-url", template)
+        .ephemeral()
         .build()?;
     let corruption_began = "2025-10-30T10:12:00Z".parse()?;
     let spec = RollbackSpec::new(vec![

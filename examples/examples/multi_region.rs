@@ -58,6 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::builder(world.layered_providers(layer))
         .with_clock(clock.clone())
         .with_observer(console.clone())
+        .ephemeral()
         .build()?;
     let plan = engine.plan(&spec).await?;
     section("Dry run", &plan.to_string());

@@ -34,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::builder(world.providers())
         .with_clock(clock.clone())
         .with_observer(console.clone())
+        .ephemeral()
         .build()?;
     let spec = RollbackSpec::new(vec![
         RegionSpec::new(us_east.clone(), api.clone())

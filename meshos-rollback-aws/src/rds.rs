@@ -10,8 +10,8 @@ use aws_sdk_rds::types::DbInstance as SdkInstance;
 use aws_types::SdkConfig;
 use jiff::{SignedDuration, Timestamp};
 use meshos_rollback_core::provider::{
-    DbCapabilities, DbEndpoint, DbInstance, DbInstanceId, DbRestorer, DbStatus, RestorePoint,
-    RestoreWindow, Snapshot, SnapshotId, SnapshotKind,
+    DbCapabilities, DbEndpoint, DbInstance, DbInstanceId, DbRestorer, DbStatus, ResourceTags,
+    RestorePoint, RestoreWindow, Snapshot, SnapshotId, SnapshotKind,
 };
 use meshos_rollback_core::wait::{Backoff, conditions, poll_until};
 use meshos_rollback_core::{Error, Result};
@@ -239,6 +239,7 @@ impl DbRestorer for RdsRestorer {
         &self,
         snapshot: &SnapshotId,
         target: &DbInstanceId,
+        tags: &ResourceTags,
     ) -> Result<DbInstance> {
         check_identifier(target)?;
         let snaps = self
@@ -276,6 +277,7 @@ impl DbRestorer for RdsRestorer {
             .set_db_instance_class(place.class)
             .set_multi_az(place.multi_az)
             .set_publicly_accessible(place.public)
+            .set_tags(Some(sdk_tags(tags)))
             .send()
             .await
             .map_err(|e| from_sdk(self, format!("restore of {snapshot} into {target}"), e))?;
@@ -290,6 +292,7 @@ impl DbRestorer for RdsRestorer {
         source: &DbInstanceId,
         target: &DbInstanceId,
         point: &RestorePoint,
+        tags: &ResourceTags,
     ) -> Result<DbInstance> {
         check_identifier(target)?;
         let inst = self.describe(source.as_str()).await?;
@@ -316,7 +319,8 @@ impl DbRestorer for RdsRestorer {
             .set_db_parameter_group_name(place.parameter_group)
             .set_db_instance_class(place.class)
             .set_multi_az(place.multi_az)
-            .set_publicly_accessible(place.public);
+            .set_publicly_accessible(place.public)
+            .set_tags(Some(sdk_tags(tags)));
         req = match point {
             RestorePoint::Latest => req.use_latest_restorable_time(true),
             RestorePoint::At(t) => req.restore_time(date_time(*t)),
@@ -419,6 +423,13 @@ fn status_of(s: &str) -> DbStatus {
     }
 }
 
+/// The run's tags, as RDS takes them on a restore (`Tags.member.N`).
+fn sdk_tags(tags: &ResourceTags) -> Vec<aws_sdk_rds::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
 fn instance_of(id: &DbInstanceId, inst: &SdkInstance) -> DbInstance {
     let status = status_of(inst.db_instance_status().unwrap_or("creating"));
     let endpoint = inst.endpoint().and_then(|e| {
@@ -433,6 +444,16 @@ fn instance_of(id: &DbInstanceId, inst: &SdkInstance) -> DbInstance {
             .map_or_else(|| id.clone(), DbInstanceId::new),
         status,
         endpoint,
+        tags: inst
+            .tag_list()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect(),
     }
 }
 

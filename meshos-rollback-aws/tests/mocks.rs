@@ -726,6 +726,7 @@ async fn pitr_is_checked_against_rds_restore_window() {
             &source.into(),
             &"meshos-db-restored".into(),
             &at(earliest - 60),
+            &Default::default(),
         )
         .await
         .unwrap_err();
@@ -740,6 +741,7 @@ async fn pitr_is_checked_against_rds_restore_window() {
             &source.into(),
             &"meshos-db-restored".into(),
             &at(earliest + 3600),
+            &Default::default(),
         )
         .await
         .unwrap();

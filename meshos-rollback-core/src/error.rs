@@ -101,6 +101,9 @@ pub enum Error {
         /// Why it does not hold and what to do.
         message: String,
     },
+    /// The plan cannot run; every problem is listed and nothing was changed.
+    #[error("precondition not met: plan: {0}")]
+    PlanRefused(Box<crate::engine::PlanRefusal>),
     /// The work was cancelled or ran past its deadline; what was done is recorded.
     #[error("cancelled: {message}")]
     Cancelled {
@@ -148,7 +151,7 @@ impl Error {
             Error::Transient { .. } => ErrorKind::Transient,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Failed { .. } => ErrorKind::Failed,
-            Error::Precondition { .. } => ErrorKind::Precondition,
+            Error::Precondition { .. } | Error::PlanRefused(_) => ErrorKind::Precondition,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
         }
     }
@@ -156,6 +159,14 @@ impl Error {
     /// Whether repeating the same idempotent request may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind(), ErrorKind::Transient | ErrorKind::Timeout)
+    }
+
+    /// The problems of a refused plan, for callers that act on them.
+    pub fn plan_problems(&self) -> Option<&[crate::engine::PlanProblem]> {
+        match self {
+            Error::PlanRefused(r) => Some(&r.problems),
+            _ => None,
+        }
     }
 
     /// Whether the error says an object does not exist.

@@ -241,6 +241,7 @@ async fn secrets_never_reach_the_journal_messages_reports_or_logs() {
         RegionSpec::new(r.clone(), fleet::api(&r))
             .with_deployment(DeploymentAction::None)
             .restoring_database(DatabaseSpec {
+                accept_data_after_incident: false,
                 source: fleet::database(&r),
                 target: DbInstanceId::new("meshos-db-us-east-1-restored"),
                 from: RestoreFrom::LatestSnapshot,

@@ -20,7 +20,7 @@ async fn single_region_is_excluded_rolled_back_verified_and_readmitted() {
     assert_eq!(s.current(&r), fleet::BAD);
     let engine = s.engine();
     let plan = engine.plan(&single_region_spec(&s, &r)).await.unwrap();
-    let kinds: Vec<&str> = plan.regions[0]
+    let kinds: Vec<&str> = plan.regions()[0]
         .steps
         .iter()
         .map(|p| p.step.kind())
@@ -37,11 +37,11 @@ async fn single_region_is_excluded_rolled_back_verified_and_readmitted() {
         ]
     );
     assert_eq!(
-        plan.regions[0].versions.current.as_deref(),
+        plan.regions()[0].versions.current.as_deref(),
         Some(fleet::BAD)
     );
     assert_eq!(
-        plan.regions[0].versions.target.as_deref(),
+        plan.regions()[0].versions.target.as_deref(),
         Some(fleet::GOOD)
     );
 
@@ -225,7 +225,7 @@ async fn known_good_image_is_retagged_and_redeployed() {
     ]));
     let engine = s.engine();
     let plan = engine.plan(&spec).await.unwrap();
-    let kinds: Vec<&str> = plan.regions[0]
+    let kinds: Vec<&str> = plan.regions()[0]
         .steps
         .iter()
         .map(|p| p.step.kind())
@@ -309,7 +309,7 @@ async fn schema_rollback_reverts_the_last_batch_after_the_application() {
     ]));
     let engine = s.engine();
     let plan = engine.plan(&spec).await.unwrap();
-    let kinds: Vec<&str> = plan.regions[0]
+    let kinds: Vec<&str> = plan.regions()[0]
         .steps
         .iter()
         .map(|p| p.step.kind())
@@ -334,6 +334,7 @@ fn engine_with_db_url(s: &Scenario, url: &str) -> Engine {
     Engine::builder(s.world.providers())
         .with_clock(s.clock.clone())
         .with_secret("meshos-db-url", url.to_owned().into())
+        .ephemeral()
         .build()
         .unwrap()
 }
@@ -356,6 +357,7 @@ fn db_spec(r: &meshos_rollback_core::model::Region, from: RestoreFrom) -> Rollba
         RegionSpec::new(r.clone(), fleet::api(r))
             .with_deployment(DeploymentAction::None)
             .restoring_database(DatabaseSpec {
+                accept_data_after_incident: false,
                 source: fleet::database(r),
                 target: DbInstanceId::new(format!("meshos-db-{r}-restored")),
                 from,
@@ -390,7 +392,7 @@ async fn point_in_time_restore_goes_to_a_new_instance_and_switches_the_connectio
         ))
         .await
         .unwrap();
-    let kinds: Vec<&str> = plan.regions[0]
+    let kinds: Vec<&str> = plan.regions()[0]
         .steps
         .iter()
         .map(|p| p.step.kind())
@@ -480,7 +482,7 @@ async fn a_restore_never_overwrites_an_existing_instance() {
         step.note
             .as_deref()
             .unwrap()
-            .contains("already exists and was not created by this run"),
+            .contains("already exists and was created not by a rollback run"),
         "{step:?}"
     );
     // The connection string was not switched.
@@ -511,18 +513,32 @@ async fn impossible_plans_are_refused_before_anything_runs() {
     ]);
     let err = engine.plan(&spec).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Precondition);
-    let text = err.to_string();
-    assert!(
-        text.contains("us-east-1: excluding the region from routing needs a DnsSwitcher"),
-        "{text}"
+    let missing = |provider: &str| PlanProblem::MissingProvider {
+        region: Some(r.clone()),
+        provider: provider.into(),
+        needed_for: match provider {
+            "DnsSwitcher" => "excluding the region from routing".into(),
+            _ => "shifting traffic".into(),
+        },
+    };
+    assert_eq!(
+        err.plan_problems().unwrap(),
+        [
+            missing("DnsSwitcher"),
+            missing("TrafficShifter"),
+            PlanProblem::NoPreviousRevision {
+                region: r.clone(),
+                service: fleet::api(&r),
+            },
+            // Verification is on, but with no provider nothing could be checked.
+            PlanProblem::NothingToVerify { region: r.clone() },
+        ],
+        "{err}"
     );
     assert!(
-        text.contains("us-east-1: shifting traffic needs a TrafficShifter"),
-        "{text}"
-    );
-    assert!(
-        text.contains("metrics verification needs a MetricsSource"),
-        "{text}"
+        err.to_string()
+            .contains("us-east-1: excluding the region from routing needs a DnsSwitcher"),
+        "{err}"
     );
 
     let full = s.engine();
@@ -537,19 +553,44 @@ async fn impossible_plans_are_refused_before_anything_runs() {
 
     let mut onto_source = db_spec(&r, RestoreFrom::LatestSnapshot);
     onto_source.regions[0].database.as_mut().unwrap().target = fleet::database(&r);
-    let text = full.plan(&onto_source).await.unwrap_err().to_string();
+    let err = full.plan(&onto_source).await.unwrap_err();
+    let problems = err.plan_problems().unwrap();
     assert!(
-        text.contains("is the source: a restore always goes into a NEW instance"),
-        "{text}"
+        problems.contains(&PlanProblem::RestoreOntoSource {
+            region: r.clone(),
+            target: fleet::database(&r),
+        }),
+        "{err}"
     );
-    assert!(text.contains("no secret named \"meshos-db-url\""), "{text}");
+    assert!(
+        problems.contains(&PlanProblem::UnknownSecret {
+            region: r.clone(),
+            name: "meshos-db-url".into(),
+        }),
+        "{err}"
+    );
+    // RDS compares identifiers case-insensitively: the upper-case name is the source.
+    onto_source.regions[0].database.as_mut().unwrap().target =
+        fleet::database(&r).as_str().to_ascii_uppercase().into();
+    let err = full.plan(&onto_source).await.unwrap_err();
+    assert!(
+        err.plan_problems()
+            .unwrap()
+            .iter()
+            .any(|p| matches!(p, PlanProblem::RestoreOntoSource { .. })),
+        "{err}"
+    );
 
     // A service with a single revision has nothing to roll back to.
     let fresh = RollbackSpec::new(vec![RegionSpec::new(r.clone(), fleet::api(&r))]);
-    let text = full.plan(&fresh).await.unwrap_err().to_string();
-    assert!(
-        text.contains("has no previous revision to roll back to"),
-        "{text}"
+    let err = full.plan(&fresh).await.unwrap_err();
+    assert_eq!(
+        err.plan_problems().unwrap(),
+        [PlanProblem::NoPreviousRevision {
+            region: r.clone(),
+            service: fleet::api(&r),
+        }],
+        "{err}"
     );
 }
 
@@ -561,11 +602,12 @@ async fn the_dry_run_lists_every_step_with_its_provider() {
     let plan = s.engine().plan(&single_region_spec(&s, &r)).await.unwrap();
     let text = plan.to_string();
     for line in [
-        "1. take the region out of routing (api.meshos.io weight -> 0)  [InMemoryDnsSwitcher(Z0MESHOSIO)]",
-        "2. roll back ecs:meshos-us-east-1/meshos-api: v2.5.0 -> v2.4.9  [InMemoryDeployer(us-east-1)]",
-        "3. wait until ecs:meshos-us-east-1/meshos-api is stable  [InMemoryDeployer(us-east-1)]",
-        "5. check that other regions stay healthy: us-west-2  [engine]",
-        "6. re-admit the region to routing (api.meshos.io weight -> its previous value)  [InMemoryDnsSwitcher(Z0MESHOSIO)]",
+        "1. take the region out of routing (api.meshos.io weight 100 -> 0)  [InMemoryDnsSwitcher(Z0MESHOSIO); deadline 10m]",
+        "2. roll back ecs:meshos-us-east-1/meshos-api: v2.5.0 -> v2.4.9  [InMemoryDeployer(us-east-1); deadline 5m]",
+        "3. wait until ecs:meshos-us-east-1/meshos-api is stable  [InMemoryDeployer(us-east-1); deadline 30m]",
+        "4. verify: 2 health endpoint(s), smoke tests, metrics under limits, customer reports  [engine; deadline 30m]",
+        "5. check that other regions stay healthy: us-west-2  [engine; deadline 10m]",
+        "6. re-admit the region to routing (api.meshos.io weight -> 100, its weight when planned)  [InMemoryDnsSwitcher(Z0MESHOSIO); deadline 10m]",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
@@ -586,8 +628,8 @@ async fn an_explicit_revision_outside_the_history_is_a_warning_not_a_surprise() 
     ]);
     let plan = s.engine().plan(&spec).await.unwrap();
     assert!(
-        plan.warnings[0].contains("revision v1.0.0 is not in the recent history"),
+        plan.warnings()[0].contains("revision v1.0.0 is not in the recent history"),
         "{:?}",
-        plan.warnings
+        plan.warnings()
     );
 }

@@ -16,7 +16,7 @@ use meshos_rollback_core::{Error, ErrorKind};
 
 #[tokio::test(start_paused = true)]
 async fn a_manual_rollback_with_an_unchecked_item_does_not_start() {
-    let s = scenario(&["us-east-1"]);
+    let s = scenario(&["us-east-1", "us-west-2"]);
     let r = s.regions[0].clone();
     s.deploy_bad(&r).await;
     let engine = s.engine();
@@ -41,7 +41,7 @@ async fn a_manual_rollback_with_an_unchecked_item_does_not_start() {
     ];
     for (item, unset) in cases {
         let plan = engine.plan(&single_region_spec(&s, &r)).await.unwrap();
-        let run = plan.run_id.clone();
+        let run = plan.run_id().clone();
         let mut request = s.manual_for(&r);
         request.trigger = Trigger::Manual(unset(full_checklist()));
         let err = engine.execute(plan, request).await.unwrap_err();
@@ -86,7 +86,7 @@ async fn a_manual_rollback_with_an_unchecked_item_does_not_start() {
 
 #[tokio::test(start_paused = true)]
 async fn an_automatic_rollback_needs_no_approval_but_records_why() {
-    let s = scenario(&["us-east-1"]);
+    let s = scenario(&["us-east-1", "us-west-2"]);
     let r = s.regions[0].clone();
     s.deploy_bad(&r).await;
     let engine = s.engine();
@@ -132,7 +132,16 @@ fn spec_for(s: &Scenario, on_failure: PartialFailure, max_parallel: usize) -> Ro
     let mut spec = quick(RollbackSpec::new(
         s.regions
             .iter()
-            .map(|r| RegionSpec::new(r.clone(), fleet::api(r)).excluding_from(fleet::API_RECORD))
+            // Every region but one leaves routing first: excluding all of them would
+            // leave an all-zero record set, which Route53 routes to all (refused).
+            .map(|r| {
+                let spec = RegionSpec::new(r.clone(), fleet::api(r));
+                if r.as_str() == "eu-central-1" {
+                    spec
+                } else {
+                    spec.excluding_from(fleet::API_RECORD)
+                }
+            })
             .collect(),
     ));
     spec.on_failure = on_failure;
@@ -289,7 +298,7 @@ async fn halt_others_stops_the_other_regions_at_a_step_boundary() {
 
 #[tokio::test(start_paused = true)]
 async fn throttling_is_retried_and_timeouts_fail_the_step() {
-    let s = scenario(&["us-east-1"]);
+    let s = scenario(&["us-east-1", "us-west-2"]);
     let r = s.regions[0].clone();
     s.deploy_bad(&r).await;
     let faults = FaultPlan::new();
@@ -321,7 +330,7 @@ async fn throttling_is_retried_and_timeouts_fail_the_step() {
     assert_eq!(faults.injected().len(), 3);
 
     // A rollout that never settles hits the wait deadline.
-    let s = scenario(&["us-east-1"]);
+    let s = scenario(&["us-east-1", "us-west-2"]);
     s.deploy_bad(&r).await;
     let faults = FaultPlan::new();
     faults.inject(FaultRule::always(Fault::Hang).on("wait_until_stable"));
@@ -350,7 +359,7 @@ async fn throttling_is_retried_and_timeouts_fail_the_step() {
 
 #[tokio::test(start_paused = true)]
 async fn a_second_rollback_of_the_same_service_is_refused_while_one_runs() {
-    let s = scenario(&["us-east-1"]);
+    let s = scenario(&["us-east-1", "us-west-2"]);
     let r = s.regions[0].clone();
     s.deploy_bad(&r).await;
     let lock: Arc<dyn RollbackLock> = Arc::new(InMemoryLock::new(s.clock.clone()));
@@ -359,6 +368,7 @@ async fn a_second_rollback_of_the_same_service_is_refused_while_one_runs() {
             .with_clock(s.clock.clone())
             .with_lock(lock.clone())
             .with_holder(holder)
+            .ephemeral()
             .build()
             .unwrap()
     };
@@ -413,7 +423,7 @@ async fn a_crashed_rollback_resumes_without_repeating_completed_steps() {
         .plan(&quick(single_region_spec(&s, &r)))
         .await
         .unwrap();
-    let run_id = plan.run_id.clone();
+    let run_id = plan.run_id().clone();
     let crashed = tokio::time::timeout(
         Duration::from_secs(120),
         first.execute(plan, s.manual_for(&r)),
@@ -470,12 +480,13 @@ async fn a_crashed_rollback_resumes_without_repeating_completed_steps() {
 #[tokio::test(start_paused = true)]
 async fn a_restore_interrupted_after_it_started_adopts_its_instance_on_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let s = scenario(&["us-east-1"]);
+    let s = scenario(&["us-east-1", "us-west-2"]);
     let r = s.regions[0].clone();
     let spec = quick(RollbackSpec::new(vec![
         RegionSpec::new(r.clone(), fleet::api(&r))
             .with_deployment(DeploymentAction::None)
             .restoring_database(DatabaseSpec {
+                accept_data_after_incident: false,
                 source: fleet::database(&r),
                 target: DbInstanceId::new("meshos-db-us-east-1-restored"),
                 from: RestoreFrom::LatestSnapshot,
@@ -490,7 +501,7 @@ async fn a_restore_interrupted_after_it_started_adopts_its_instance_on_resume() 
         .build()
         .unwrap();
     let plan = first.plan(&spec).await.unwrap();
-    let run_id = plan.run_id.clone();
+    let run_id = plan.run_id().clone();
     let control = RunControl {
         deadline: Some(Duration::from_secs(60)),
         ..RunControl::default()
@@ -509,6 +520,8 @@ async fn a_restore_interrupted_after_it_started_adopts_its_instance_on_resume() 
             .contains("may or may not have taken effect")
     );
 
+    // The first process is gone (its journal's file lock with it).
+    drop(first);
     let second = Engine::builder(s.world.providers())
         .with_clock(s.clock.clone())
         .with_journal_dir(dir.path())

@@ -2,7 +2,9 @@
 
 use super::{expect_kind, expect_ok};
 use crate::ErrorKind;
-use crate::provider::{DbInstanceId, DbRestorer, DbStatus, RestorePoint, SnapshotId};
+use crate::provider::{
+    CREATED_BY_RUN, DbInstanceId, DbRestorer, DbStatus, ResourceTags, RestorePoint, SnapshotId,
+};
 
 /// What the caller prepared for [`run`].
 #[derive(Debug, Clone)]
@@ -44,6 +46,7 @@ pub async fn run(db: &dyn DbRestorer, fx: &DbFixture) {
         "{who}: snapshots of another instance listed"
     );
     let target = |suffix: &str| DbInstanceId::new(format!("{}-{suffix}", fx.target_prefix));
+    let tags = ResourceTags::from([(CREATED_BY_RUN.to_owned(), "conformance-run".to_owned())]);
 
     if caps.snapshot_restore {
         let snap = snapshots_before
@@ -51,7 +54,10 @@ pub async fn run(db: &dyn DbRestorer, fx: &DbFixture) {
             .find(|s| s.available)
             .expect("an available snapshot");
         let t1 = target("snap");
-        let started = expect_ok(db.restore_snapshot(&snap.id, &t1).await, "restore snapshot");
+        let started = expect_ok(
+            db.restore_snapshot(&snap.id, &t1, &tags).await,
+            "restore snapshot",
+        );
         assert_eq!(started.id, t1, "{who}: restore target id");
         let ready = expect_ok(db.wait_available(&t1).await, "wait available");
         assert_eq!(ready.status, DbStatus::Available);
@@ -59,8 +65,22 @@ pub async fn run(db: &dyn DbRestorer, fx: &DbFixture) {
             ready.endpoint.is_some(),
             "{who}: an available instance has an endpoint"
         );
+        assert_eq!(
+            ready.tags.get(CREATED_BY_RUN).map(String::as_str),
+            Some("conformance-run"),
+            "{who}: a restored instance carries the tags it was restored with: {:?}",
+            ready.tags
+        );
+        // Identifiers compare as the backend compares them (RDS: case-insensitively):
+        // the upper-case name is the same instance, never a new one.
+        let upper = DbInstanceId::new(t1.as_str().to_ascii_uppercase());
         expect_kind(
-            db.restore_snapshot(&snap.id, &t1).await,
+            db.restore_snapshot(&snap.id, &upper, &tags).await,
+            ErrorKind::Conflict,
+            "restore into an existing identifier spelt in upper case",
+        );
+        expect_kind(
+            db.restore_snapshot(&snap.id, &t1, &tags).await,
             ErrorKind::Conflict,
             "restore into an existing identifier",
         );
@@ -68,6 +88,7 @@ pub async fn run(db: &dyn DbRestorer, fx: &DbFixture) {
             db.restore_snapshot(
                 &SnapshotId::new(format!("{}-missing", fx.target_prefix)),
                 &target("never"),
+                &tags,
             )
             .await,
             ErrorKind::NotFound,
@@ -80,7 +101,7 @@ pub async fn run(db: &dyn DbRestorer, fx: &DbFixture) {
         assert!(window.earliest <= window.latest, "{who}: window {window:?}");
         let t2 = target("pitr");
         expect_ok(
-            db.restore_to_point_in_time(&fx.source, &t2, &RestorePoint::At(window.latest))
+            db.restore_to_point_in_time(&fx.source, &t2, &RestorePoint::At(window.latest), &tags)
                 .await,
             "restore to a point in time",
         );
@@ -88,7 +109,7 @@ pub async fn run(db: &dyn DbRestorer, fx: &DbFixture) {
         assert!(ready.endpoint.is_some(), "{who}: endpoint after PITR");
         let t3 = target("latest");
         expect_ok(
-            db.restore_to_point_in_time(&fx.source, &t3, &RestorePoint::Latest)
+            db.restore_to_point_in_time(&fx.source, &t3, &RestorePoint::Latest, &tags)
                 .await,
             "restore to the latest time",
         );
@@ -98,19 +119,24 @@ pub async fn run(db: &dyn DbRestorer, fx: &DbFixture) {
             .checked_sub(jiff::SignedDuration::from_hours(24 * 400))
             .expect("a year earlier");
         expect_kind(
-            db.restore_to_point_in_time(&fx.source, &target("early"), &RestorePoint::At(too_early))
-                .await,
+            db.restore_to_point_in_time(
+                &fx.source,
+                &target("early"),
+                &RestorePoint::At(too_early),
+                &tags,
+            )
+            .await,
             ErrorKind::InvalidInput,
             "restore to a time before the window",
         );
         expect_kind(
-            db.restore_to_point_in_time(&fx.source, &t2, &RestorePoint::Latest)
+            db.restore_to_point_in_time(&fx.source, &t2, &RestorePoint::Latest, &tags)
                 .await,
             ErrorKind::Conflict,
             "point-in-time restore into an existing identifier",
         );
         expect_kind(
-            db.restore_to_point_in_time(&fx.missing, &target("gone"), &RestorePoint::Latest)
+            db.restore_to_point_in_time(&fx.missing, &target("gone"), &RestorePoint::Latest, &tags)
                 .await,
             ErrorKind::NotFound,
             "restore of a missing source",

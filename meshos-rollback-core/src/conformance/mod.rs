@@ -13,6 +13,7 @@ pub mod database;
 pub mod deploy;
 pub mod dns;
 pub mod health;
+pub mod journal;
 pub mod lock;
 pub mod metrics;
 pub mod migrate;

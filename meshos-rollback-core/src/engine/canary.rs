@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::api::Engine;
 use super::checklist::{RollbackRequest, TimelineEntry, Trigger};
 use super::report::RunReport;
-use super::run::Engine;
 use super::spec::RollbackSpec;
 use crate::decision::{CanaryPolicy, Decision, Outcome};
 use crate::model::{Incident, ServiceRef, Severity};
@@ -135,7 +135,7 @@ impl Engine {
                 .await?;
             let decision = watch.policy.evaluate(&observation);
             checks += 1;
-            self.notify_progress(|| super::run::ProgressEvent::CanaryChecked {
+            self.notify_progress(|| super::progress::ProgressEvent::CanaryChecked {
                 canary: watch.canary.clone(),
                 check: checks,
                 decision: decision.to_string(),

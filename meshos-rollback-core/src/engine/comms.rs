@@ -115,6 +115,7 @@ pub fn resolution(report: &RunReport) -> String {
         RunStatus::Halted => ("⛔", "ROLLBACK HALTED"),
         RunStatus::Cancelled => ("⏹", "ROLLBACK CANCELLED"),
         RunStatus::Incomplete => ("…", "ROLLBACK INCOMPLETE"),
+        RunStatus::JournalFailed => ("❗", "ROLLBACK NOT FULLY RECORDED"),
     };
     let names: Vec<&str> = report.regions.iter().map(|r| r.region.as_str()).collect();
     let mut s = format!(

@@ -25,17 +25,25 @@
 //! Retry, timeouts and tracing of provider calls are [layers](crate::layer) around the
 //! providers, not part of the engine; the engine adds `region` and `step` spans.
 
+mod api;
+mod builder;
 mod canary;
 mod checklist;
 pub mod comms;
 mod journal;
 mod plan;
+mod planner;
+mod problem;
+mod progress;
 mod providers;
 mod report;
-mod run;
+mod runner;
 mod spec;
+mod steps;
 mod verify;
 
+pub use api::Engine;
+pub use builder::EngineBuilder;
 pub use canary::{CanaryOutcome, CanaryWatch};
 pub use checklist::{
     Approval, ApproverRole, Backup, CustomerImpact, GateRecord, ItemRecord, PreRollbackChecklist,
@@ -45,12 +53,16 @@ pub use journal::{
     DataLossWindow, FileJournal, InMemoryJournal, Journal, JournalEntry, JournalEvent, PreState,
     StepOutcome,
 };
-pub use plan::{PlannedStep, RegionPlan, RollbackPlan, RunId, Step, StepId};
+pub use plan::{
+    PlannedStep, RegionPlan, ResolvedRestore, RollbackPlan, RunId, Step, StepId,
+    VerificationChecks, WeightSource,
+};
+pub use problem::{PlanProblem, PlanRefusal};
+pub use progress::{ProgressEvent, ProgressObserver, RunControl};
 pub use providers::{Providers, RegionProviders};
 pub use report::{RegionReport, RegionStatus, RunReport, RunStatus, StepReport, StepStatus};
-pub use run::{Engine, EngineBuilder, ProgressEvent, ProgressObserver, RunControl};
 pub use spec::{
     CommsSpec, ConnectionSwitch, DatabaseSpec, DeploymentAction, DnsSpec, PartialFailure, Readmit,
-    RegionSpec, RestoreFrom, RetagSpec, RollbackSpec, TrafficSpec, VerificationSpec,
+    RegionSpec, RestoreFrom, RetagSpec, RollbackSpec, StepDeadlines, TrafficSpec, VerificationSpec,
 };
 pub use verify::VerificationOutcome;

@@ -1,27 +1,40 @@
 //! A rollback as a typed plan: ordered steps per region, checked before anything runs.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::providers::Providers;
-use super::spec::{
-    CommsSpec, DeploymentAction, PartialFailure, Readmit, RestoreFrom, RollbackSpec,
-    VerificationSpec,
-};
+use super::spec::{CommsSpec, PartialFailure, RestoreFrom, VerificationSpec};
 use crate::decision::RollbackPolicy;
-use crate::model::{Region, RevisionId, RollbackTarget, ServiceId, ServiceRef, Versions};
-use crate::provider::{DbInstanceId, DnsTarget, ImageRef, MigrationTarget, RouteId, TargetId};
+use crate::model::{Region, RevisionId, ServiceId, ServiceRef, Versions};
+use crate::provider::{
+    DbInstanceId, DnsTarget, ImageRef, MigrationTarget, RouteId, SnapshotId, TargetId,
+};
 use crate::{Error, Result};
 
-/// Identifies one run of a plan; the journal is keyed by it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Identifies one run of a plan; the journal is keyed by it. Deserializing checks it
+/// like [`RunId::new`], because it names a journal file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct RunId(String);
+
+impl TryFrom<String> for RunId {
+    type Error = Error;
+
+    fn try_from(id: String) -> Result<Self> {
+        RunId::new(id)
+    }
+}
+
+// By hand: `#[serde(try_from)]` cannot be combined with the `transparent` that keeps
+// the serialized form a plain string.
+impl<'de> Deserialize<'de> for RunId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        RunId::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
 
 impl RunId {
     /// A new id from the time and a random suffix: `rb-20251030T101500-k3v9`.
@@ -70,6 +83,8 @@ pub enum Step {
     ExcludeRegion {
         /// The weighted record set.
         record: String,
+        /// The region's weight when the plan was made.
+        weight: u32,
     },
     /// Send all of the listener's traffic to the stable target and confirm its health.
     ShiftTraffic {
@@ -112,8 +127,11 @@ pub enum Step {
     },
     /// Revert schema migrations.
     RollBackSchema {
-        /// What to revert.
+        /// What the spec asked for.
         target: MigrationTarget,
+        /// The migrations that are reverted, newest first, pinned when planning: the
+        /// step reverts exactly these (those still applied) and nothing else.
+        migrations: Vec<String>,
     },
     /// Restore the database into a NEW instance and wait until it is available.
     RestoreDatabase {
@@ -121,8 +139,10 @@ pub enum Step {
         source: DbInstanceId,
         /// The new instance.
         target: DbInstanceId,
-        /// Snapshot or point in time.
+        /// Snapshot or point in time, as the spec said.
         from: RestoreFrom,
+        /// The snapshot or time, resolved when planning.
+        restore: ResolvedRestore,
     },
     /// Point the service's connection string at the restored instance.
     SwitchConnection {
@@ -148,6 +168,8 @@ pub enum Step {
     Verify {
         /// The service.
         service: ServiceId,
+        /// The checks that will run (only those with a provider).
+        checks: VerificationChecks,
     },
     /// Check that regions not being rolled back stay healthy.
     CheckOtherRegions {
@@ -158,7 +180,77 @@ pub enum Step {
     ReadmitRegion {
         /// The weighted record set.
         record: String,
+        /// The weight to restore (never 0).
+        weight: u32,
+        /// Where that weight comes from.
+        weight_from: WeightSource,
     },
+}
+
+/// A restore source, resolved when planning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedRestore {
+    /// The snapshot, for a snapshot restore.
+    pub snapshot: Option<SnapshotId>,
+    /// The time the restored data is from.
+    pub data_as_of: Timestamp,
+    /// Whether the spec accepts data from after the incident began.
+    pub accept_data_after_incident: bool,
+}
+
+/// Where a re-admission weight comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightSource {
+    /// The region's weight when the plan was made.
+    WhenPlanned,
+    /// `readmit_weight` in the spec.
+    Spec,
+}
+
+/// The verification checks of a region, as they will run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VerificationChecks {
+    /// Health endpoints probed (empty without a health checker).
+    pub health_endpoints: Vec<String>,
+    /// Smoke tests run.
+    pub smoke_tests: bool,
+    /// Metrics held under the limits for the window.
+    pub metrics: bool,
+    /// Customer reports counted.
+    pub customer_reports: bool,
+}
+
+impl VerificationChecks {
+    /// Whether no check would run.
+    pub fn is_empty(&self) -> bool {
+        self.health_endpoints.is_empty()
+            && !self.smoke_tests
+            && !self.metrics
+            && !self.customer_reports
+    }
+}
+
+impl fmt::Display for VerificationChecks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.health_endpoints.is_empty() {
+            parts.push(format!(
+                "{} health endpoint(s)",
+                self.health_endpoints.len()
+            ));
+        }
+        if self.smoke_tests {
+            parts.push("smoke tests".to_owned());
+        }
+        if self.metrics {
+            parts.push("metrics under limits".to_owned());
+        }
+        if self.customer_reports {
+            parts.push("customer reports".to_owned());
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 impl Step {
@@ -193,8 +285,11 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::ExcludeRegion { record } => {
-                write!(f, "take the region out of routing ({record} weight -> 0)")
+            Step::ExcludeRegion { record, weight } => {
+                write!(
+                    f,
+                    "take the region out of routing ({record} weight {weight} -> 0)"
+                )
             }
             Step::ShiftTraffic { route, stable } => {
                 write!(
@@ -218,16 +313,20 @@ impl fmt::Display for Step {
                 write!(f, "redeploy {service} with known-good image {image}")
             }
             Step::WaitStable { service } => write!(f, "wait until {service} is stable"),
-            Step::RollBackSchema { target } => write!(f, "roll back schema: {target}"),
+            Step::RollBackSchema { target, migrations } => write!(
+                f,
+                "roll back schema: {target} = [{}]",
+                migrations.join(", ")
+            ),
             Step::RestoreDatabase {
                 source,
                 target,
-                from,
+                restore,
+                ..
             } => {
-                let from = match from {
-                    RestoreFrom::LatestSnapshot => "its latest snapshot".to_owned(),
-                    RestoreFrom::Snapshot(s) => format!("snapshot {s}"),
-                    RestoreFrom::PointInTime(p) => format!("{p}"),
+                let from = match &restore.snapshot {
+                    Some(s) => format!("snapshot {s} (data as of {})", restore.data_as_of),
+                    None => format!("its state at {}", restore.data_as_of),
                 };
                 write!(
                     f,
@@ -246,9 +345,7 @@ impl fmt::Display for Step {
             Step::PointDns { record, target } => {
                 write!(f, "UPSERT {record} -> {target}, wait for INSYNC")
             }
-            Step::Verify { .. } => f.write_str(
-                "verify: health endpoints, smoke tests, metrics under limits, customer reports",
-            ),
+            Step::Verify { checks, .. } => write!(f, "verify: {checks}"),
             Step::CheckOtherRegions { services } => {
                 let names: Vec<&str> = services.iter().map(|s| s.region.as_str()).collect();
                 write!(
@@ -257,10 +354,18 @@ impl fmt::Display for Step {
                     names.join(", ")
                 )
             }
-            Step::ReadmitRegion { record } => {
+            Step::ReadmitRegion {
+                record,
+                weight,
+                weight_from,
+            } => {
+                let from = match weight_from {
+                    WeightSource::WhenPlanned => "its weight when planned",
+                    WeightSource::Spec => "readmit_weight in the spec",
+                };
                 write!(
                     f,
-                    "re-admit the region to routing ({record} weight -> its previous value)"
+                    "re-admit the region to routing ({record} weight -> {weight}, {from})"
                 )
             }
         }
@@ -273,7 +378,7 @@ impl fmt::Display for Step {
 pub struct StepId(String);
 
 impl StepId {
-    fn new(region: &Region, index: usize, step: &Step) -> Self {
+    pub(super) fn new(region: &Region, index: usize, step: &Step) -> Self {
         StepId(format!("{region}/{:02}-{}", index + 1, step.kind()))
     }
 
@@ -301,6 +406,9 @@ pub struct PlannedStep {
     /// How long it usually takes, for the ETA.
     #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
     pub estimate: Duration,
+    /// How long it may take before it is cut off and recorded as failed.
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub deadline: Duration,
 }
 
 /// One region's steps, in order.
@@ -325,29 +433,76 @@ impl RegionPlan {
 
 /// A checked rollback plan. Print it for a dry run; hand it to
 /// [`Engine::execute`](super::Engine::execute) to run it.
+///
+/// A plan comes only from [`Engine::plan`](super::Engine::plan) (or, on resume, from
+/// the journal): its fields are private, so what `execute` runs is what was checked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackPlan {
-    /// The run this plan belongs to.
-    pub run_id: RunId,
-    /// When it was made.
-    pub created_at: Timestamp,
-    /// The regions, each with its steps.
-    pub regions: Vec<RegionPlan>,
-    /// Regions rolled back at once.
-    pub max_parallel: usize,
-    /// What a failed region means for the others.
-    pub on_failure: PartialFailure,
-    /// Verification settings.
-    pub verification: VerificationSpec,
-    /// Communication settings.
-    pub comms: CommsSpec,
-    /// Thresholds.
-    pub policy: RollbackPolicy,
-    /// Things the operator should know that do not stop the plan.
-    pub warnings: Vec<String>,
+    pub(super) run_id: RunId,
+    pub(super) created_at: Timestamp,
+    pub(super) regions: Vec<RegionPlan>,
+    pub(super) max_parallel: usize,
+    pub(super) on_failure: PartialFailure,
+    pub(super) verification: VerificationSpec,
+    pub(super) comms: CommsSpec,
+    pub(super) policy: RollbackPolicy,
+    pub(super) warnings: Vec<String>,
+    /// What earlier runs of these services already did (from the journal).
+    #[serde(default)]
+    pub(super) earlier_runs: Vec<String>,
 }
 
 impl RollbackPlan {
+    /// The run this plan belongs to.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// When it was made.
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+
+    /// The regions, each with its steps.
+    pub fn regions(&self) -> &[RegionPlan] {
+        &self.regions
+    }
+
+    /// Regions rolled back at once.
+    pub fn max_parallel(&self) -> usize {
+        self.max_parallel
+    }
+
+    /// What a failed region means for the others.
+    pub fn on_failure(&self) -> PartialFailure {
+        self.on_failure
+    }
+
+    /// Verification settings.
+    pub fn verification(&self) -> &VerificationSpec {
+        &self.verification
+    }
+
+    /// Communication settings.
+    pub fn comms(&self) -> &CommsSpec {
+        &self.comms
+    }
+
+    /// Thresholds.
+    pub fn policy(&self) -> &RollbackPolicy {
+        &self.policy
+    }
+
+    /// Things the operator should know that do not stop the plan.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// What earlier, unfinished runs of the same services already did.
+    pub fn earlier_runs(&self) -> &[String] {
+        &self.earlier_runs
+    }
+
     /// The expected duration: the slowest region's estimate (regions run in parallel,
     /// `max_parallel` at a time).
     pub fn estimate(&self) -> Duration {
@@ -397,10 +552,20 @@ impl fmt::Display for RollbackPlan {
         for w in &self.warnings {
             writeln!(f, "  warning: {w}")?;
         }
+        for e in &self.earlier_runs {
+            writeln!(f, "  earlier run: {e}")?;
+        }
         for r in &self.regions {
             writeln!(f, "{} ({}):", r.region, r.service)?;
             for (i, s) in r.steps.iter().enumerate() {
-                writeln!(f, "  {:>2}. {}  [{}]", i + 1, s.step, s.provider)?;
+                writeln!(
+                    f,
+                    "  {:>2}. {}  [{}; deadline {}]",
+                    i + 1,
+                    s.step,
+                    s.provider,
+                    human_duration(s.deadline)
+                )?;
             }
         }
         Ok(())
@@ -416,411 +581,4 @@ pub(crate) fn human_duration(d: Duration) -> String {
         (0, m, s) => format!("{m}m {s}s"),
         (h, m, _) => format!("{h}h {m}m"),
     }
-}
-
-/// Typical step durations, for the ETA.
-fn estimate(step: &Step, verification_window: Duration) -> Duration {
-    let mins = |m: u64| Duration::from_secs(m * 60);
-    match step {
-        Step::ExcludeRegion { .. } | Step::ReadmitRegion { .. } | Step::PointDns { .. } => mins(1),
-        Step::ShiftTraffic { .. } | Step::RetagImage { .. } => Duration::from_secs(30),
-        Step::RollBackDeployment { .. }
-        | Step::RedeployImage { .. }
-        | Step::RollBackSchema { .. }
-        | Step::SwitchConnection { .. }
-        | Step::CheckOtherRegions { .. } => Duration::from_secs(30),
-        Step::WaitStable { .. } => mins(4),
-        Step::RestoreDatabase { .. } => mins(20),
-        Step::Verify { .. } => verification_window,
-    }
-}
-
-/// Builds and checks a plan. Resolves "previous revision" into explicit revisions
-/// and refuses an impossible plan (missing provider or capability, duplicate region,
-/// restore onto the source, unknown secret) before any step runs, listing every
-/// problem at once.
-pub(crate) async fn build(
-    providers: &Providers,
-    spec: &RollbackSpec,
-    secrets: &BTreeMap<String, SecretString>,
-    run_id: RunId,
-    now: Timestamp,
-) -> Result<RollbackPlan> {
-    let mut problems: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
-    if spec.regions.is_empty() {
-        return Err(Error::invalid(
-            "regions",
-            "name at least one region to roll back",
-        ));
-    }
-    if spec.max_parallel == 0 {
-        return Err(Error::invalid("max_parallel", "must be at least 1"));
-    }
-    let mut seen = BTreeSet::new();
-    for r in &spec.regions {
-        if !seen.insert(&r.region) {
-            return Err(Error::invalid(
-                "regions",
-                format!(
-                    "{} is listed twice: one rollback per service and region at a time",
-                    r.region
-                ),
-            ));
-        }
-    }
-    let window = spec.policy.verification.window();
-    let mut regions = Vec::new();
-    for r in &spec.regions {
-        let region = &r.region;
-        let Some(rp) = providers.regions.get(region) else {
-            problems.push(format!("{region}: no providers configured for this region"));
-            continue;
-        };
-        let deployer = &rp.deployer;
-        let caps = deployer.capabilities();
-        let mut steps: Vec<(Step, String)> = Vec::new();
-        let mut versions = Versions::default();
-
-        if let Some(record) = &r.exclude_from_routing {
-            match &providers.dns {
-                Some(dns) if dns.capabilities().weighted_routing => steps.push((
-                    Step::ExcludeRegion {
-                        record: record.clone(),
-                    },
-                    dns.to_string(),
-                )),
-                Some(dns) => problems.push(format!(
-                    "{region}: {dns} cannot set per-region routing weights"
-                )),
-                None => problems.push(format!(
-                    "{region}: excluding the region from routing needs a DnsSwitcher"
-                )),
-            }
-        }
-        if let Some(t) = &r.traffic {
-            match &rp.traffic {
-                Some(shifter) => steps.push((
-                    Step::ShiftTraffic {
-                        route: t.route.clone(),
-                        stable: t.stable.clone(),
-                    },
-                    shifter.to_string(),
-                )),
-                None => problems.push(format!(
-                    "{region}: shifting traffic needs a TrafficShifter for the region"
-                )),
-            }
-        }
-        match &r.deployment {
-            DeploymentAction::RollBack { to } => {
-                if !caps.rollback_to_revision {
-                    problems.push(format!(
-                        "{region}: {deployer} cannot roll back to an explicit revision"
-                    ));
-                } else {
-                    match deployer.revisions(&r.service).await {
-                        Ok(history) => {
-                            let target = match to {
-                                RollbackTarget::Previous => {
-                                    history.rollback_target().map(|rev| rev.id.clone())
-                                }
-                                RollbackTarget::Revision(id) => {
-                                    if !history.contains(id) {
-                                        warnings.push(format!(
-                                            "{region}: revision {id} is not in the recent history of {}; {deployer} will check it exists",
-                                            r.service
-                                        ));
-                                    }
-                                    Some(id.clone())
-                                }
-                            };
-                            match target {
-                                Some(to) => {
-                                    versions.current = Some(history.current.id.to_string());
-                                    versions.target = Some(to.to_string());
-                                    if history.current.id == to {
-                                        warnings.push(format!(
-                                            "{region}: {} already runs {to}; the rollback step will change nothing",
-                                            r.service
-                                        ));
-                                    }
-                                    steps.push((
-                                        Step::RollBackDeployment {
-                                            service: r.service.clone(),
-                                            from: history.current.id.clone(),
-                                            to,
-                                        },
-                                        deployer.to_string(),
-                                    ));
-                                    steps.push((Step::WaitStable { service: r.service.clone() }, deployer.to_string()));
-                                }
-                                None => problems.push(format!(
-                                    "{region}: {} has no previous revision to roll back to; name one explicitly",
-                                    r.service
-                                )),
-                            }
-                        }
-                        Err(e) => problems.push(format!(
-                            "{region}: cannot read the revisions of {}: {e}",
-                            r.service
-                        )),
-                    }
-                }
-            }
-            DeploymentAction::RedeployImage {
-                container,
-                image,
-                retag,
-            } => {
-                if let Some(rt) = retag {
-                    match &providers.registry {
-                        Some(reg) => steps.push((
-                            Step::RetagImage {
-                                repository: rt.repository.clone(),
-                                source: rt.source.clone(),
-                                tag: rt.tag.clone(),
-                            },
-                            reg.to_string(),
-                        )),
-                        None => problems.push(format!(
-                            "{region}: retagging an image needs an ImageRegistry"
-                        )),
-                    }
-                }
-                if caps.set_image {
-                    if let Ok(h) = deployer.revisions(&r.service).await {
-                        versions.current = h.current.image.or(Some(h.current.id.to_string()));
-                    }
-                    versions.target = Some(image.clone());
-                    steps.push((
-                        Step::RedeployImage {
-                            service: r.service.clone(),
-                            container: container.clone(),
-                            image: image.clone(),
-                        },
-                        deployer.to_string(),
-                    ));
-                    steps.push((
-                        Step::WaitStable {
-                            service: r.service.clone(),
-                        },
-                        deployer.to_string(),
-                    ));
-                } else {
-                    problems.push(format!("{region}: {deployer} cannot set images"));
-                }
-            }
-            DeploymentAction::None => {}
-        }
-        if let Some(target) = &r.schema {
-            match &rp.migrator {
-                Some(m) => steps.push((
-                    Step::RollBackSchema {
-                        target: target.clone(),
-                    },
-                    m.to_string(),
-                )),
-                None => problems.push(format!(
-                    "{region}: a schema rollback needs a SchemaMigrator for the region"
-                )),
-            }
-        }
-        if let Some(db) = &r.database {
-            if db.source == db.target {
-                problems.push(format!(
-                    "{region}: the restore target {} is the source: a restore always goes into a NEW instance",
-                    db.target
-                ));
-            }
-            match &rp.database {
-                Some(restorer) => {
-                    let c = restorer.capabilities();
-                    let ok = match db.from {
-                        RestoreFrom::PointInTime(_) => c.point_in_time_restore,
-                        _ => c.snapshot_restore,
-                    };
-                    if !ok {
-                        problems.push(format!(
-                            "{region}: {restorer} cannot restore that way ({:?})",
-                            db.from
-                        ));
-                    }
-                    steps.push((
-                        Step::RestoreDatabase {
-                            source: db.source.clone(),
-                            target: db.target.clone(),
-                            from: db.from.clone(),
-                        },
-                        restorer.to_string(),
-                    ));
-                }
-                None => problems.push(format!(
-                    "{region}: a database restore needs a DbRestorer for the region"
-                )),
-            }
-            if let Some(conn) = &db.connection {
-                if !caps.set_env {
-                    problems.push(format!(
-                        "{region}: {deployer} cannot set environment variables"
-                    ));
-                }
-                if !secrets.contains_key(&conn.template_secret) {
-                    problems.push(format!(
-                        "{region}: no secret named {:?} was given to the engine for the connection string",
-                        conn.template_secret
-                    ));
-                }
-                steps.push((
-                    Step::SwitchConnection {
-                        service: r.service.clone(),
-                        database: db.target.clone(),
-                        env_var: conn.env_var.clone(),
-                        container: conn.container.clone(),
-                        template_secret: conn.template_secret.clone(),
-                    },
-                    deployer.to_string(),
-                ));
-                steps.push((
-                    Step::WaitStable {
-                        service: r.service.clone(),
-                    },
-                    deployer.to_string(),
-                ));
-            }
-        }
-        if let Some(d) = &r.dns {
-            match &providers.dns {
-                Some(dns) => {
-                    if matches!(d.target, DnsTarget::Alias { .. })
-                        && !dns.capabilities().alias_records
-                    {
-                        problems.push(format!("{region}: {dns} cannot write alias records"));
-                    }
-                    steps.push((
-                        Step::PointDns {
-                            record: d.record.clone(),
-                            target: d.target.clone(),
-                        },
-                        dns.to_string(),
-                    ));
-                }
-                None => problems.push(format!("{region}: pointing DNS needs a DnsSwitcher")),
-            }
-        }
-        let readmit_step = r
-            .exclude_from_routing
-            .as_ref()
-            .filter(|_| r.readmit != Readmit::Never)
-            .map(|record| Step::ReadmitRegion {
-                record: record.clone(),
-            });
-        if r.readmit == Readmit::Immediately
-            && let Some(s) = &readmit_step
-        {
-            steps.push((s.clone(), label(&providers.dns)));
-        }
-        if r.verify {
-            let v = &spec.verification;
-            if !v.health_endpoints.is_empty() && providers.health.is_none() {
-                problems.push(format!(
-                    "{region}: health endpoints are configured but no HealthChecker"
-                ));
-            }
-            if v.metrics && providers.metrics.is_none() {
-                problems.push(format!(
-                    "{region}: metrics verification needs a MetricsSource"
-                ));
-            }
-            if v.smoke_tests && providers.smoke.is_none() {
-                warnings.push(format!(
-                    "{region}: no smoke-test hook configured; smoke tests are skipped"
-                ));
-            }
-            if v.customer_reports && providers.reports.is_none() {
-                warnings.push(format!(
-                    "{region}: no customer-report source configured; that check is skipped"
-                ));
-            }
-            steps.push((
-                Step::Verify {
-                    service: r.service.clone(),
-                },
-                "engine".into(),
-            ));
-        }
-        if r.check_other_regions {
-            let rolling: BTreeSet<&Region> = spec.regions.iter().map(|s| &s.region).collect();
-            let others: Vec<ServiceRef> = if spec.fleet.is_empty() {
-                providers
-                    .regions
-                    .keys()
-                    .filter(|k| !rolling.contains(k))
-                    .map(|k| ServiceRef::new(k.clone(), r.service.clone()))
-                    .collect()
-            } else {
-                spec.fleet
-                    .iter()
-                    .filter(|s| !rolling.contains(&s.region))
-                    .cloned()
-                    .collect()
-            };
-            if others.is_empty() {
-                warnings.push(format!("{region}: no other regions to check"));
-            } else {
-                steps.push((
-                    Step::CheckOtherRegions { services: others },
-                    "engine".into(),
-                ));
-            }
-        }
-        if r.readmit == Readmit::AfterVerification
-            && let Some(s) = readmit_step
-        {
-            steps.push((s, label(&providers.dns)));
-        }
-        if steps.is_empty() {
-            problems.push(format!("{region}: nothing to do"));
-        }
-        regions.push(RegionPlan {
-            region: region.clone(),
-            service: r.service.clone(),
-            versions,
-            steps: steps
-                .into_iter()
-                .enumerate()
-                .map(|(i, (step, provider))| PlannedStep {
-                    id: StepId::new(region, i, &step),
-                    estimate: estimate(&step, window),
-                    step,
-                    provider,
-                })
-                .collect(),
-        });
-    }
-    if !problems.is_empty() {
-        return Err(Error::precondition(
-            "plan",
-            format!(
-                "the plan cannot run, nothing was changed:\n  - {}",
-                problems.join("\n  - ")
-            ),
-        ));
-    }
-    Ok(RollbackPlan {
-        run_id,
-        created_at: now,
-        regions,
-        max_parallel: spec.max_parallel,
-        on_failure: spec.on_failure,
-        verification: spec.verification.clone(),
-        comms: spec.comms.clone(),
-        policy: spec.policy,
-        warnings,
-    })
-}
-
-fn label<T: fmt::Display + ?Sized>(p: &Option<std::sync::Arc<T>>) -> String {
-    p.as_ref()
-        .map_or_else(|| "none".to_owned(), |p| p.to_string())
 }

@@ -31,6 +31,9 @@ pub enum RunStatus {
     Cancelled,
     /// No end on record: still running, or the process died (resume it).
     Incomplete,
+    /// The journal could not record everything: what was done is not known to be on
+    /// record. Check the state by hand, then resume.
+    JournalFailed,
 }
 
 impl fmt::Display for RunStatus {
@@ -42,6 +45,7 @@ impl fmt::Display for RunStatus {
             RunStatus::Halted => "halted",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Incomplete => "incomplete",
+            RunStatus::JournalFailed => "journal write failed",
         })
     }
 }
@@ -167,6 +171,16 @@ pub struct RunReport {
     pub escalations: Vec<(Timestamp, String)>,
     /// How often the run was resumed.
     pub resumes: u32,
+    /// Pages that could not be sent, with when.
+    #[serde(default)]
+    pub failed_escalations: Vec<(Timestamp, String)>,
+    /// Leases lost during the run, with when.
+    #[serde(default)]
+    pub leases_lost: Vec<(Timestamp, String)>,
+    /// Journal writes that failed (only in the report the run itself returns: the
+    /// journal could not hold them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal_errors: Vec<String>,
 }
 
 impl RunReport {
@@ -536,6 +550,9 @@ impl ReportBuilder {
                 messages: Vec::new(),
                 escalations: Vec::new(),
                 resumes: 0,
+                failed_escalations: Vec::new(),
+                leases_lost: Vec::new(),
+                journal_errors: Vec::new(),
             },
             index,
         })
@@ -600,6 +617,13 @@ impl ReportBuilder {
             JournalEvent::Escalated { summary, .. } => {
                 self.report.escalations.push((at, summary.clone()))
             }
+            JournalEvent::EscalationFailed { error, .. } => {
+                self.report.failed_escalations.push((at, error.clone()))
+            }
+            JournalEvent::LeaseLost { lock, error } => self
+                .report
+                .leases_lost
+                .push((at, format!("{lock}: {error}"))),
             JournalEvent::RunFinished { status } => {
                 self.report.status = *status;
                 self.report.finished_at = Some(at);

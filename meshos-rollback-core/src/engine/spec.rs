@@ -57,6 +57,49 @@ pub struct RollbackSpec {
     /// with the rolled-back service's id.
     #[serde(default)]
     pub fleet: Vec<ServiceRef>,
+    /// Per-step-kind deadlines, overriding the defaults shown in the dry run.
+    #[serde(default)]
+    pub deadlines: StepDeadlines,
+}
+
+/// How long each kind of step may take before it is cut off and recorded as failed
+/// (nothing waits forever). `None` keeps the default, shown in the dry run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepDeadlines {
+    /// Taking a region out of routing, until INSYNC (default 10m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub exclude_region: Option<Duration>,
+    /// A load-balancer shift with its health checks (default 10m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub shift_traffic: Option<Duration>,
+    /// A registry retag (default 5m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub retag_image: Option<Duration>,
+    /// Starting a rollback, a redeploy or a connection switch (default 5m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub deploy: Option<Duration>,
+    /// Waiting for a rollout to be stable (default 30m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub wait_stable: Option<Duration>,
+    /// A schema rollback (default 30m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub roll_back_schema: Option<Duration>,
+    /// A database restore until the instance is available (default 2h).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub restore_database: Option<Duration>,
+    /// A DNS UPSERT until INSYNC (default 10m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub point_dns: Option<Duration>,
+    /// Verification (default: its window plus 15m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub verify: Option<Duration>,
+    /// The other-regions check (default 10m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub check_other_regions: Option<Duration>,
+    /// Re-admission until INSYNC (default 10m).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::optional")]
+    pub readmit_region: Option<Duration>,
 }
 
 fn default_parallel() -> usize {
@@ -75,6 +118,7 @@ impl RollbackSpec {
             comms: CommsSpec::default(),
             policy: RollbackPolicy::default(),
             fleet: Vec::new(),
+            deadlines: StepDeadlines::default(),
         }
     }
 
@@ -169,6 +213,10 @@ pub struct RegionSpec {
     /// When an excluded region returns to routing.
     #[serde(default)]
     pub readmit: Readmit,
+    /// The weight to re-admit the region at. Required when the region is already out
+    /// of routing (weight 0) when planning; otherwise its weight then is used.
+    #[serde(default)]
+    pub readmit_weight: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -190,6 +238,7 @@ impl RegionSpec {
             verify: true,
             check_other_regions: false,
             readmit: Readmit::default(),
+            readmit_weight: None,
         }
     }
 
@@ -239,6 +288,12 @@ impl RegionSpec {
     /// Sets when the region returns to routing.
     pub fn with_readmit(mut self, readmit: Readmit) -> Self {
         self.readmit = readmit;
+        self
+    }
+
+    /// Re-admits the region at this weight.
+    pub fn readmitting_at(mut self, weight: u32) -> Self {
+        self.readmit_weight = Some(weight);
         self
     }
 
@@ -343,6 +398,10 @@ pub struct DatabaseSpec {
     /// The connection-string switch on the service, once the instance is available.
     #[serde(default)]
     pub connection: Option<ConnectionSwitch>,
+    /// Accept restored data from after the incident began (a "latest" snapshot taken
+    /// during the incident brings the damage back). Off: such a restore is refused.
+    #[serde(default)]
+    pub accept_data_after_incident: bool,
 }
 
 /// Points the service at the restored database (`kubectl set env … DATABASE_URL=…`).

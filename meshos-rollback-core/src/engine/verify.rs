@@ -7,6 +7,7 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
+use super::plan::VerificationChecks;
 use super::providers::Providers;
 use super::spec::VerificationSpec;
 use crate::Result;
@@ -89,15 +90,17 @@ impl fmt::Display for VerificationOutcome {
 pub(crate) fn endpoints(spec: &VerificationSpec, region: &Region) -> Vec<HealthEndpoint> {
     spec.health_endpoints
         .iter()
-        .map(|t| {
-            let url = t.replace("{region}", region.as_str());
-            let name = url
-                .split_once("://")
-                .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
-                .unwrap_or_else(|| url.clone());
-            HealthEndpoint::new(format!("{region} {name}"), url)
-        })
+        .map(|t| endpoint(region, t.replace("{region}", region.as_str())))
         .collect()
+}
+
+/// A health endpoint named by its region and path.
+fn endpoint(region: &Region, url: String) -> HealthEndpoint {
+    let name = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+        .unwrap_or_else(|| url.clone());
+    HealthEndpoint::new(format!("{region} {name}"), url)
 }
 
 async fn probe(
@@ -118,11 +121,12 @@ async fn probe(
     Ok(())
 }
 
-/// Runs verification for one service. Fails fast: an unhealthy endpoint or a limit
-/// exceeded ends it at once; missing metric data is a failure, never a pass.
+/// Runs the planned checks for one service. Fails fast: an unhealthy endpoint or a
+/// limit exceeded ends it at once; missing metric data is a failure, never a pass; and
+/// a verification that checked nothing did not pass.
 pub(crate) async fn verify(
     providers: &Providers,
-    spec: &VerificationSpec,
+    spec: &VerificationChecks,
     policy: &RollbackPolicy,
     clock: &dyn Clock,
     service: &ServiceRef,
@@ -137,7 +141,11 @@ pub(crate) async fn verify(
         customer_reports: None,
         problems: Vec::new(),
     };
-    let eps = endpoints(spec, &service.region);
+    let eps: Vec<HealthEndpoint> = spec
+        .health_endpoints
+        .iter()
+        .map(|u| endpoint(&service.region, u.clone()))
+        .collect();
     probe(providers, &eps, &mut out).await?;
     if !out.problems.is_empty() {
         return Ok(out);
@@ -225,12 +233,22 @@ pub(crate) async fn verify(
     if out.metric_checks > 0 {
         probe(providers, &eps, &mut out).await?;
     }
+    if out.health.is_empty()
+        && out.smoke.is_none()
+        && out.metric_checks == 0
+        && out.customer_reports.is_none()
+    {
+        out.problems.push(
+            "nothing was checked (no health endpoint, smoke test, metric or customer-report check ran): not verified".into(),
+        );
+    }
     out.passed = out.problems.is_empty();
     Ok(out)
 }
 
 /// Checks that regions not rolled back stay healthy: every health endpoint answers, and
-/// where metrics exist, error rate and P95 are below the matrix's "monitor" levels.
+/// where a metrics source exists, error rate and P95 are below the matrix's "monitor"
+/// levels. Missing data is inconclusive, a problem, never read as healthy.
 pub(crate) async fn check_others(
     providers: &Providers,
     spec: &VerificationSpec,
@@ -244,15 +262,20 @@ pub(crate) async fn check_others(
         let region = &svc.region;
         let eps = endpoints(spec, region);
         let mut ok = 0;
-        if let Some(checker) = &providers.health {
-            for ep in &eps {
-                let r = checker.check(ep).await?;
-                if r.healthy {
-                    ok += 1;
-                } else {
-                    problems.push(format!("{region}: {r}"));
+        match &providers.health {
+            Some(checker) => {
+                for ep in &eps {
+                    let r = checker.check(ep).await?;
+                    if r.healthy {
+                        ok += 1;
+                    } else {
+                        problems.push(format!("{region}: {r}"));
+                    }
                 }
             }
+            None => problems.push(format!(
+                "{region}: no HealthChecker, so its health was not checked"
+            )),
         }
         let mut line = format!("{region}: {ok}/{} endpoints healthy", eps.len());
         if let Some(metrics) = &providers.metrics {
@@ -269,15 +292,27 @@ pub(crate) async fn check_others(
                         ));
                     }
                 }
-                None => line.push_str(", no error-rate data"),
-            }
-            if let (Some(p), Some(b)) = (present(now.p95_latency_ms), present(base.p95_latency_ms))
-            {
-                line.push_str(&format!(", P95 {p:.0} ms"));
-                if p > b * m.p95_monitor_above_factor {
+                None => {
+                    line.push_str(", no error-rate data");
                     problems.push(format!(
-                        "{region}: P95 {p:.0} ms > {:.1} x baseline {b:.0} ms",
-                        m.p95_monitor_above_factor
+                        "{region}: no error-rate data: cannot tell whether it is healthy"
+                    ));
+                }
+            }
+            match (present(now.p95_latency_ms), present(base.p95_latency_ms)) {
+                (Some(p), Some(b)) => {
+                    line.push_str(&format!(", P95 {p:.0} ms"));
+                    if p > b * m.p95_monitor_above_factor {
+                        problems.push(format!(
+                            "{region}: P95 {p:.0} ms > {:.1} x baseline {b:.0} ms",
+                            m.p95_monitor_above_factor
+                        ));
+                    }
+                }
+                _ => {
+                    line.push_str(", no P95 data");
+                    problems.push(format!(
+                        "{region}: no P95 latency data (now or baseline): cannot tell whether it is healthy"
                     ));
                 }
             }

@@ -179,20 +179,22 @@ impl<L: Layer> DbRestorer for Layered<dyn DbRestorer, L> {
         &self,
         snapshot: &SnapshotId,
         target: &DbInstanceId,
+        tags: &ResourceTags,
     ) -> Result<DbInstance> {
         // A lost answer plus a retry would meet its own new instance as a conflict;
-        // the engine adopts an existing target on resume instead.
+        // the engine adopts an existing target on resume instead (by its tags).
         through!(self, "restore_snapshot", false, |p| p
-            .restore_snapshot(snapshot, target))
+            .restore_snapshot(snapshot, target, tags))
     }
     async fn restore_to_point_in_time(
         &self,
         source: &DbInstanceId,
         target: &DbInstanceId,
         point: &RestorePoint,
+        tags: &ResourceTags,
     ) -> Result<DbInstance> {
         through!(self, "restore_to_point_in_time", false, |p| p
-            .restore_to_point_in_time(source, target, point))
+            .restore_to_point_in_time(source, target, point, tags))
     }
     async fn instance(&self, id: &DbInstanceId) -> Result<DbInstance> {
         through!(self, "instance", true, |p| p.instance(id))

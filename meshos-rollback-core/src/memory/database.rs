@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use crate::clock::SharedClock;
 use crate::model::Region;
 use crate::provider::{
-    DbCapabilities, DbEndpoint, DbInstance, DbInstanceId, DbRestorer, DbStatus, RestorePoint,
-    RestoreWindow, Snapshot, SnapshotId, SnapshotKind,
+    DbCapabilities, DbEndpoint, DbInstance, DbInstanceId, DbRestorer, DbStatus, ResourceTags,
+    RestorePoint, RestoreWindow, Snapshot, SnapshotId, SnapshotKind,
 };
 use crate::wait::{Backoff, conditions, poll_until};
 use crate::{Error, Result};
@@ -52,6 +52,12 @@ struct InstanceState {
     created_at: Timestamp,
     available_at: Timestamp,
     restored_from: Option<RestoredFrom>,
+    tags: ResourceTags,
+}
+
+/// RDS identifiers are case-insensitive (stored in lower case).
+fn key(id: &DbInstanceId) -> DbInstanceId {
+    DbInstanceId::new(id.as_str().to_ascii_lowercase())
 }
 
 impl InMemoryDbRestorer {
@@ -74,7 +80,7 @@ impl InMemoryDbRestorer {
 
     /// Adds an available instance created at `created_at`, with its automated snapshot.
     pub fn add_instance(&self, id: impl Into<DbInstanceId>, created_at: Timestamp) {
-        let id = id.into();
+        let id = key(&id.into());
         let mut st = self.lock();
         st.snapshots.push(Snapshot {
             id: SnapshotId::new(format!(
@@ -92,6 +98,7 @@ impl InMemoryDbRestorer {
                 created_at,
                 available_at: created_at,
                 restored_from: None,
+                tags: ResourceTags::new(),
             },
         );
     }
@@ -114,6 +121,7 @@ impl InMemoryDbRestorer {
     ) -> Result<Snapshot> {
         let now = at;
         let mut st = self.lock();
+        let instance = &key(instance);
         if !st.instances.contains_key(instance) {
             return Err(Error::not_found(self, format!("database {instance}")));
         }
@@ -137,7 +145,7 @@ impl InMemoryDbRestorer {
 
     /// Where a restored instance's data comes from; `None` for an original instance.
     pub fn restored_from(&self, id: &DbInstanceId) -> Option<RestoredFrom> {
-        self.lock().instances.get(id)?.restored_from.clone()
+        self.lock().instances.get(&key(id))?.restored_from.clone()
     }
 
     /// Every instance identifier.
@@ -164,8 +172,11 @@ impl InMemoryDbRestorer {
         st: &mut State,
         target: &DbInstanceId,
         from: RestoredFrom,
+        tags: &ResourceTags,
     ) -> Result<DbInstance> {
         check_identifier(target)?;
+        // RDS stores identifiers in lower case: `DB-1` and `db-1` are one instance.
+        let target = &key(target);
         if st.instances.contains_key(target) {
             return Err(Error::conflict(
                 self,
@@ -186,6 +197,7 @@ impl InMemoryDbRestorer {
                 created_at: now,
                 available_at: ready,
                 restored_from: Some(from),
+                tags: tags.clone(),
             },
         );
         Ok(self.describe(target, &st.instances[target]))
@@ -204,6 +216,7 @@ impl InMemoryDbRestorer {
                 host: format!("{id}.{}.db.in-memory", self.region),
                 port: 5432,
             }),
+            tags: inst.tags.clone(),
         }
     }
 }
@@ -245,6 +258,7 @@ impl DbRestorer for InMemoryDbRestorer {
 
     async fn snapshots(&self, instance: &DbInstanceId) -> Result<Vec<Snapshot>> {
         let st = self.lock();
+        let instance = &key(instance);
         if !st.instances.contains_key(instance) {
             return Err(Error::not_found(self, format!("database {instance}")));
         }
@@ -262,7 +276,7 @@ impl DbRestorer for InMemoryDbRestorer {
         let st = self.lock();
         let inst = st
             .instances
-            .get(instance)
+            .get(&key(instance))
             .ok_or_else(|| Error::not_found(self, format!("database {instance}")))?;
         Ok(self.window(inst))
     }
@@ -271,6 +285,7 @@ impl DbRestorer for InMemoryDbRestorer {
         &self,
         snapshot: &SnapshotId,
         target: &DbInstanceId,
+        tags: &ResourceTags,
     ) -> Result<DbInstance> {
         let mut st = self.lock();
         let snap = st
@@ -289,6 +304,7 @@ impl DbRestorer for InMemoryDbRestorer {
             &mut st,
             target,
             RestoredFrom::Snapshot(snap.id, snap.created_at),
+            tags,
         )
     }
 
@@ -297,11 +313,12 @@ impl DbRestorer for InMemoryDbRestorer {
         source: &DbInstanceId,
         target: &DbInstanceId,
         point: &RestorePoint,
+        tags: &ResourceTags,
     ) -> Result<DbInstance> {
         let mut st = self.lock();
         let inst = st
             .instances
-            .get(source)
+            .get(&key(source))
             .ok_or_else(|| Error::not_found(self, format!("database {source}")))?;
         let window = self.window(inst);
         let at = match point {
@@ -323,11 +340,13 @@ impl DbRestorer for InMemoryDbRestorer {
             &mut st,
             target,
             RestoredFrom::PointInTime(source.clone(), at),
+            tags,
         )
     }
 
     async fn instance(&self, id: &DbInstanceId) -> Result<DbInstance> {
         let st = self.lock();
+        let id = &key(id);
         let inst = st
             .instances
             .get(id)

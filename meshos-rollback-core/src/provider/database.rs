@@ -1,5 +1,6 @@
 //! [`DbRestorer`]: restore a database to a NEW instance, never touching the source.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -118,6 +119,16 @@ impl fmt::Display for DbEndpoint {
     }
 }
 
+/// Tags on a created resource (RDS tags). The engine tags what it creates with its
+/// run and step ([`CREATED_BY_RUN`], [`CREATED_BY_STEP`]) and adopts an existing
+/// resource on resume only when those tags say this run and step created it.
+pub type ResourceTags = BTreeMap<String, String>;
+
+/// The tag naming the run that created a resource.
+pub const CREATED_BY_RUN: &str = "meshos-rollback:run-id";
+/// The tag naming the step that created a resource.
+pub const CREATED_BY_STEP: &str = "meshos-rollback:step-id";
+
 /// A database instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbInstance {
@@ -127,11 +138,16 @@ pub struct DbInstance {
     pub status: DbStatus,
     /// Where to connect, once known.
     pub endpoint: Option<DbEndpoint>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: ResourceTags,
 }
 
 /// Restores databases from snapshots or to a point in time, always into a NEW
 /// instance. Implementations never delete, rename or modify the source instance or
 /// its snapshots; a target identifier that exists is a [`Conflict`](crate::Error::Conflict).
+/// Identifiers compare as the backend compares them (RDS: case-insensitively), and the
+/// new instance carries the `tags` it was restored with.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait DbRestorer: fmt::Debug + fmt::Display + Send + Sync {
@@ -144,20 +160,23 @@ pub trait DbRestorer: fmt::Debug + fmt::Display + Send + Sync {
     /// The times `instance` can be restored to.
     async fn restore_window(&self, instance: &DbInstanceId) -> Result<RestoreWindow>;
 
-    /// Starts restoring `snapshot` into the new instance `target`.
+    /// Starts restoring `snapshot` into the new instance `target`, tagged with `tags`.
     async fn restore_snapshot(
         &self,
         snapshot: &SnapshotId,
         target: &DbInstanceId,
+        tags: &ResourceTags,
     ) -> Result<DbInstance>;
 
-    /// Starts restoring `source` as it was at `point` into the new instance `target`.
-    /// A time outside the restore window is [`InvalidInput`](crate::Error::InvalidInput).
+    /// Starts restoring `source` as it was at `point` into the new instance `target`,
+    /// tagged with `tags`. A time outside the restore window is
+    /// [`InvalidInput`](crate::Error::InvalidInput).
     async fn restore_to_point_in_time(
         &self,
         source: &DbInstanceId,
         target: &DbInstanceId,
         point: &RestorePoint,
+        tags: &ResourceTags,
     ) -> Result<DbInstance>;
 
     /// An instance's state now.

@@ -54,6 +54,7 @@ impl Scenario {
         Engine::builder(providers)
             .with_clock(self.clock.clone())
             .with_holder("test-engine")
+            .ephemeral()
             .build()
             .unwrap()
     }
