@@ -1,4 +1,5 @@
-//! Running one command: argv templates, a deadline, output captured and redacted.
+//! Running one command: argv templates, a deadline, output captured (bounded) and
+//! redacted.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,6 +9,9 @@ use std::time::Duration;
 use meshos_rollback_core::redact::Redactor;
 use meshos_rollback_core::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+use crate::capture::{Captured, read_tail};
+use crate::group::Running;
 
 /// A command as an argument vector, never a shell line: `["npm", "run",
 /// "test:smoke", "--", "--region", "{region}"]`. Placeholders `{region}`, `{service}`
@@ -64,11 +68,16 @@ impl fmt::Display for CommandTemplate {
     }
 }
 
-/// Where and how long a command runs.
+/// What a command may keep of each output stream unless told otherwise.
+pub(crate) const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
+
+/// Where and how long a command runs, and how much of its output is kept.
 #[derive(Debug, Clone)]
 pub(crate) struct Runner {
     pub(crate) dir: Option<PathBuf>,
     pub(crate) timeout: Duration,
+    /// Bytes kept per stream (the tail).
+    pub(crate) output_limit: usize,
 }
 
 /// What a finished command printed.
@@ -76,13 +85,13 @@ pub(crate) struct Runner {
 pub(crate) struct Finished {
     pub(crate) success: bool,
     pub(crate) code: Option<i32>,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
+    pub(crate) stdout: Captured,
+    pub(crate) stderr: Captured,
 }
 
 impl Finished {
     /// The last non-empty line of stdout (or stderr), redacted and cut to 300
-    /// characters: what a person reads first.
+    /// characters: what a person reads first. Says so when output was dropped.
     pub(crate) fn summary(&self) -> String {
         let last = |s: &str| {
             s.lines()
@@ -92,21 +101,50 @@ impl Finished {
                 .map(str::to_owned)
         };
         let line = if self.success {
-            last(&self.stdout).or_else(|| last(&self.stderr))
+            last(&self.stdout.text).or_else(|| last(&self.stderr.text))
         } else {
-            last(&self.stderr).or_else(|| last(&self.stdout))
+            last(&self.stderr.text).or_else(|| last(&self.stdout.text))
         }
         .unwrap_or_default();
         let mut line = Redactor::new().redact(&line);
         if line.chars().count() > 300 {
             line = line.chars().take(297).collect::<String>() + "...";
         }
-        line
+        match self.truncation() {
+            Some(note) if line.is_empty() => note,
+            Some(note) => format!("{line} ({note})"),
+            None => line,
+        }
+    }
+
+    /// `output truncated: …` when the output limit dropped bytes.
+    fn truncation(&self) -> Option<String> {
+        let dropped: Vec<String> = [("stdout", &self.stdout), ("stderr", &self.stderr)]
+            .into_iter()
+            .filter(|(_, c)| c.dropped > 0)
+            .map(|(name, c)| format!("{} bytes of {name}", c.dropped))
+            .collect();
+        (!dropped.is_empty()).then(|| {
+            format!(
+                "output truncated: the first {} dropped",
+                dropped.join(" and ")
+            )
+        })
     }
 }
 
 impl Runner {
-    /// Runs `argv` to completion or kills it at the deadline.
+    /// Runs in the current directory with the default output limit.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Runner {
+            dir: None,
+            timeout,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+        }
+    }
+
+    /// Runs `argv` to completion, or kills its process group at the deadline or when
+    /// the returned future is dropped.
     pub(crate) async fn run(
         &self,
         provider: &(dyn fmt::Display + Sync),
@@ -117,14 +155,11 @@ impl Runner {
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // A command cut off by the deadline (or a cancelled rollback) must not
-            // keep running unseen.
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         if let Some(dir) = &self.dir {
             cmd.current_dir(dir);
         }
-        let child = cmd.spawn().map_err(|e| match e.kind() {
+        let mut running = Running::spawn(&mut cmd).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::invalid(
                 "command",
                 format!("{provider}: program {program:?} not found; check the command and PATH"),
@@ -141,23 +176,43 @@ impl Runner {
             },
         })?;
         tracing::debug!(provider = %provider, %program, "running command");
-        let out = tokio::time::timeout(self.timeout, child.wait_with_output())
-            .await
-            .map_err(|_| Error::Timeout {
-                operation: format!("{provider}: {program}"),
-                after: self.timeout,
-            })?
-            .map_err(|e| Error::Failed {
+        let stdout = running.child().stdout.take().expect("stdout is piped");
+        let stderr = running.child().stderr.take().expect("stderr is piped");
+        let limit = self.output_limit;
+        // Done when the command exited and both pipes closed: a grandchild still
+        // holding them is still part of the command.
+        let outcome = tokio::time::timeout(self.timeout, async {
+            tokio::try_join!(
+                running.child().wait(),
+                read_tail(stdout, limit),
+                read_tail(stderr, limit)
+            )
+        })
+        .await;
+        match outcome {
+            Ok(Ok((status, stdout, stderr))) => {
+                running.finished();
+                Ok(Finished {
+                    success: status.success(),
+                    code: status.code(),
+                    stdout,
+                    stderr,
+                })
+            }
+            // Dropping `running` kills the group.
+            Ok(Err(e)) => Err(Error::Failed {
                 provider: provider.to_string(),
                 message: format!("waiting for {program:?}: {e}"),
                 source: Some(Box::new(e)),
-            })?;
-        Ok(Finished {
-            success: out.status.success(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+            }),
+            Err(_) => {
+                running.kill().await;
+                Err(Error::Timeout {
+                    operation: format!("{provider}: {program}"),
+                    after: self.timeout,
+                })
+            }
+        }
     }
 }
 
@@ -200,9 +255,37 @@ mod tests {
         let f = Finished {
             success: false,
             code: Some(1),
-            stdout: String::new(),
+            stdout: Captured::default(),
             stderr: "cannot reach postgresql://app:hunter22@db/x".into(),
         };
         assert_eq!(f.summary(), "cannot reach postgresql://app:***@db/x");
+    }
+
+    #[test]
+    fn the_summary_says_how_much_output_was_dropped() {
+        let kept = |text: &str, dropped| Captured {
+            text: text.into(),
+            dropped,
+        };
+        let f = Finished {
+            success: true,
+            code: Some(0),
+            stdout: kept("12 passed\n", 4096),
+            stderr: Captured::default(),
+        };
+        assert_eq!(
+            f.summary(),
+            "12 passed (output truncated: the first 4096 bytes of stdout dropped)"
+        );
+        let f = Finished {
+            success: false,
+            code: None,
+            stdout: kept("", 10),
+            stderr: kept("", 20),
+        };
+        assert_eq!(
+            f.summary(),
+            "output truncated: the first 10 bytes of stdout and 20 bytes of stderr dropped"
+        );
     }
 }

@@ -6,12 +6,16 @@
 //! | [`CommandMigrator`] | `SchemaMigrator` | `npm run migrate:rollback`, `migrate:down -- --name …`, `migrate:status` |
 //!
 //! Commands are argument vectors ([`CommandTemplate`]), never shell lines, with
-//! `{region}`, `{service}` and `{name}` placeholders. Each has a deadline (the process
-//! is killed when it passes, or when the rollback is cancelled); output that reaches a
-//! result or an error has credentials in URLs and `password=`-style values masked.
-//! No features.
+//! `{region}`, `{service}` and `{name}` placeholders. Each runs in its own process
+//! group with a deadline: the whole group (`npm` and the `sh`/node it started) is
+//! killed when the deadline passes or the rollback is cancelled. Each keeps only the
+//! tail of its stdout and stderr (1 MiB each unless set with `with_output_limit`);
+//! output that reaches a result or an error has credentials in URLs and
+//! `password=`-style values masked. No features.
 
+mod capture;
 mod command;
+mod group;
 mod migrate;
 mod smoke;
 

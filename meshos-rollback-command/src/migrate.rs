@@ -57,10 +57,7 @@ impl CommandMigrator {
         CommandMigrator {
             database: database.into(),
             commands,
-            runner: Runner {
-                dir: None,
-                timeout: Duration::from_secs(600),
-            },
+            runner: Runner::new(Duration::from_secs(600)),
         }
     }
 
@@ -73,6 +70,14 @@ impl CommandMigrator {
     /// Sets the deadline per command.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.runner.timeout = timeout;
+        self
+    }
+
+    /// Keeps at most the last `bytes` of stdout and of stderr per command (default
+    /// 1 MiB each); the rest is read and dropped. Error messages say how much, and a
+    /// status listing longer than this is an error, never half read.
+    pub fn with_output_limit(mut self, bytes: usize) -> Self {
+        self.runner.output_limit = bytes;
         self
     }
 
@@ -186,7 +191,17 @@ impl SchemaMigrator for CommandMigrator {
         let done = self
             .run_checked("migration status", &self.commands.status, &[])
             .await?;
-        self.parse(&done.stdout)
+        if done.stdout.dropped > 0 {
+            return Err(Error::failed(
+                self,
+                format!(
+                    "{} printed more than the output limit of {} bytes ({} bytes dropped); \
+                     raise it with with_output_limit",
+                    self.commands.status, self.runner.output_limit, done.stdout.dropped
+                ),
+            ));
+        }
+        self.parse(&done.stdout.text)
     }
 
     async fn roll_back(&self, target: &MigrationTarget) -> Result<Vec<String>> {

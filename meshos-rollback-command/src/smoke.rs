@@ -22,7 +22,8 @@ use crate::command::{CommandTemplate, Runner};
 ///     ["npm", "run", "test:smoke", "--", "--region", "{region}"],
 /// ).unwrap())
 /// .in_dir("/srv/meshos")
-/// .with_timeout(std::time::Duration::from_secs(600));
+/// .with_timeout(std::time::Duration::from_secs(600))
+/// .with_output_limit(64 * 1024);
 /// assert_eq!(smoke.to_string(), "CommandSmokeTests(npm run test:smoke -- --region {region})");
 /// ```
 #[derive(Debug, Clone)]
@@ -37,10 +38,7 @@ impl CommandSmokeTests {
     pub fn new(command: CommandTemplate) -> Self {
         CommandSmokeTests {
             command,
-            runner: Runner {
-                dir: None,
-                timeout: Duration::from_secs(600),
-            },
+            runner: Runner::new(Duration::from_secs(600)),
         }
     }
 
@@ -53,6 +51,13 @@ impl CommandSmokeTests {
     /// Sets the deadline.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.runner.timeout = timeout;
+        self
+    }
+
+    /// Keeps at most the last `bytes` of stdout and of stderr (default 1 MiB each);
+    /// the rest is read and dropped, and the summary says how much.
+    pub fn with_output_limit(mut self, bytes: usize) -> Self {
+        self.runner.output_limit = bytes;
         self
     }
 }

@@ -193,6 +193,154 @@ async fn a_command_past_its_deadline_is_killed() {
     assert!(!alive, "process {pid} still runs after the deadline");
 }
 
+/// Whether `pid` still runs: gone, or a zombie nobody reaped yet, is not running.
+fn running(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the parenthesised command name, which may contain spaces.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, None | Some("Z" | "X"))
+}
+
+/// Polls (bounded) until `pid` no longer runs; a killed process can take a moment.
+async fn gone(pid: &str) -> bool {
+    for _ in 0..50 {
+        if !running(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A command shaped like `npm run`: a shell that starts a long grandchild, writes its
+/// PID (atomically) to `pid_file`, then waits for it, so the grandchild holds the
+/// output pipes too.
+fn with_grandchild(pid_file: &Path, then: &str) -> CommandTemplate {
+    let f = pid_file.display();
+    CommandTemplate::new([
+        "sh",
+        "-c",
+        &format!("sleep 300 & echo $! > {f}.tmp && mv {f}.tmp {f}; {then}"),
+    ])
+    .unwrap()
+}
+
+async fn read_pid(pid_file: &Path) -> String {
+    for _ in 0..100 {
+        if let Ok(pid) = std::fs::read_to_string(pid_file) {
+            return pid.trim().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} was never written", pid_file.display());
+}
+
+#[tokio::test]
+async fn the_deadline_kills_the_commands_grandchildren_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild");
+    let smoke = CommandSmokeTests::new(with_grandchild(&pid_file, "wait"))
+        .with_timeout(Duration::from_millis(500));
+    let started = Instant::now();
+    let err = smoke.run(&service("us-east-1")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let pid = read_pid(&pid_file).await;
+    assert!(
+        gone(&pid).await,
+        "grandchild {pid} still runs after the deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_grandchild_holding_the_pipes_after_the_command_exits_is_killed_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    // The shell exits at once; its background `sleep` keeps stdout open.
+    let smoke = CommandSmokeTests::new(with_grandchild(
+        &dir.path().join("grandchild"),
+        "echo started",
+    ))
+    .with_timeout(Duration::from_millis(500));
+    let started = Instant::now();
+    let err = smoke.run(&service("us-east-1")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let pid = read_pid(&dir.path().join("grandchild")).await;
+    assert!(
+        gone(&pid).await,
+        "grandchild {pid} still runs after the deadline"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_run_kills_the_commands_grandchildren() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild");
+    let smoke = CommandSmokeTests::new(with_grandchild(&pid_file, "wait"))
+        .with_timeout(Duration::from_secs(600));
+    let target = service("us-east-1");
+    let mut run = smoke.run(&target);
+    let pid = tokio::select! {
+        r = &mut run => panic!("the command ended early: {r:?}"),
+        pid = read_pid(&pid_file) => pid,
+    };
+    assert!(
+        running(&pid),
+        "grandchild {pid} runs before the cancellation"
+    );
+    // The engine cancels a step by dropping its future.
+    drop(run);
+    assert!(
+        gone(&pid).await,
+        "grandchild {pid} still runs after cancellation"
+    );
+}
+
+#[tokio::test]
+async fn only_the_tail_of_a_chatty_command_is_kept() {
+    // 1.7 MB through a 64 KiB pipe: the run ends only if reading goes on past the cap.
+    let chatty = "yes 0123456789abcdef | head -n 100000; echo '12 passed'; \
+                  yes warning | head -n 1000 >&2";
+    let smoke = CommandSmokeTests::new(CommandTemplate::new(["sh", "-c", chatty]).unwrap())
+        .with_output_limit(1000)
+        .with_timeout(Duration::from_secs(60));
+    let ok = smoke.run(&service("us-east-1")).await.unwrap();
+    assert!(ok.passed);
+    // stdout: 100000 lines of 17 bytes and "12 passed\n"; the last 1000 bytes start
+    // inside a line, which goes too, leaving 58 whole lines and the summary.
+    let stdout_dropped = 100_000 * 17 + 10 - (58 * 17 + 10);
+    // stderr: 1000 lines of 8 bytes; the last 1000 bytes are 125 whole lines.
+    assert_eq!(
+        ok.summary,
+        format!(
+            "12 passed (output truncated: the first {stdout_dropped} bytes of stdout \
+             and 7000 bytes of stderr dropped)"
+        )
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (script, state) = tool(dir.path(), &"1 20251001_init\n".repeat(200));
+    let t = |cmd: &str| CommandTemplate::new(["sh", &script, &state, cmd]).unwrap();
+    let m = CommandMigrator::new(
+        "db",
+        MigrationCommands {
+            status: t("status"),
+            rollback: t("rollback"),
+            down: t("down"),
+            format: StatusFormat::BatchLines,
+        },
+    )
+    .with_output_limit(1000);
+    let err = m.status().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("printed more than the output limit of 1000 bytes (2208 bytes dropped)"),
+        "a status cut short is not read as a shorter history: {err}"
+    );
+}
+
 #[tokio::test]
 async fn a_missing_program_is_a_configuration_error() {
     let smoke = CommandSmokeTests::new(CommandTemplate::new(["no-such-smoke-runner-xyz"]).unwrap());

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Decision, Finding, Findings, Rule, check_number};
+use super::{Action, Decision, Finding, Findings, Gaps, Rule, check_number};
 use crate::Result;
-use crate::observation::{Observation, Signal, SignalSet, present};
+use crate::observation::{Observation, Signal};
 
 /// When a canary is rolled back automatically. Any rule firing rolls back:
 ///
@@ -74,52 +74,42 @@ impl CanaryPolicy {
     /// Evaluates the canary (`observation.current`) against the stable baseline
     /// (`observation.baseline`). The outcome is `Rollback` when any rule fires (even
     /// if other inputs are missing), `NoData` when nothing fired but some input was
-    /// missing, and `Continue` otherwise.
+    /// missing or invalid (see [`validate`](crate::observation::validate)), and
+    /// `Continue` otherwise.
     pub fn evaluate(&self, observation: &Observation) -> Decision {
         let cur = &observation.current;
         let base = &observation.baseline;
         let mut findings = Findings::new();
-        let mut missing = SignalSet::EMPTY;
+        let mut gaps = Gaps::default();
 
-        match (present(cur.error_rate_pct), present(base.error_rate_pct)) {
-            (Some(o), Some(b)) => {
-                let threshold = b + self.error_rate_margin_pct;
-                if o > threshold {
-                    findings.push(finding(Rule::CanaryErrorRate, o, threshold, Some(b)));
-                }
-            }
-            (o, b) => {
-                note_missing(&mut missing, o, Signal::ErrorRate);
-                note_missing(&mut missing, b, Signal::BaselineErrorRate);
+        // Both sides of a baseline rule are read, so each one's gap is reported.
+        let o = gaps.read(Signal::ErrorRate, cur.error_rate_pct);
+        let b = gaps.read(Signal::BaselineErrorRate, base.error_rate_pct);
+        if let (Some(o), Some(b)) = (o, b) {
+            let threshold = b + self.error_rate_margin_pct;
+            if o > threshold {
+                findings.push(finding(Rule::CanaryErrorRate, o, threshold, Some(b)));
             }
         }
-        match (present(cur.p95_latency_ms), present(base.p95_latency_ms)) {
-            (Some(o), Some(b)) => {
-                let threshold = b * self.p95_latency_factor;
-                if o > threshold {
-                    findings.push(finding(Rule::CanaryP95Latency, o, threshold, Some(b)));
-                }
-            }
-            (o, b) => {
-                note_missing(&mut missing, o, Signal::P95Latency);
-                note_missing(&mut missing, b, Signal::BaselineP95Latency);
+        let o = gaps.read(Signal::P95Latency, cur.p95_latency_ms);
+        let b = gaps.read(Signal::BaselineP95Latency, base.p95_latency_ms);
+        if let (Some(o), Some(b)) = (o, b) {
+            let threshold = b * self.p95_latency_factor;
+            if o > threshold {
+                findings.push(finding(Rule::CanaryP95Latency, o, threshold, Some(b)));
             }
         }
-        match present(cur.cpu_pct) {
-            Some(o) if o > self.cpu_above_pct => {
-                findings.push(finding(Rule::CanaryCpu, o, self.cpu_above_pct, None))
-            }
-            Some(_) => {}
-            None => missing.insert(Signal::Cpu),
+        if let Some(o) = gaps.read(Signal::Cpu, cur.cpu_pct)
+            && o > self.cpu_above_pct
+        {
+            findings.push(finding(Rule::CanaryCpu, o, self.cpu_above_pct, None));
         }
-        match present(cur.memory_pct) {
-            Some(o) if o > self.memory_above_pct => {
-                findings.push(finding(Rule::CanaryMemory, o, self.memory_above_pct, None))
-            }
-            Some(_) => {}
-            None => missing.insert(Signal::Memory),
+        if let Some(o) = gaps.read(Signal::Memory, cur.memory_pct)
+            && o > self.memory_above_pct
+        {
+            findings.push(finding(Rule::CanaryMemory, o, self.memory_above_pct, None));
         }
-        Decision::conclude(findings, missing, Action::Rollback)
+        Decision::conclude(findings, gaps, Action::Rollback)
     }
 }
 
@@ -130,12 +120,6 @@ fn finding(rule: Rule, observed: f64, threshold: f64, baseline: Option<f64>) -> 
         observed,
         threshold,
         baseline,
-    }
-}
-
-fn note_missing(set: &mut SignalSet, value: Option<f64>, signal: Signal) {
-    if value.is_none() {
-        set.insert(signal);
     }
 }
 
@@ -243,7 +227,7 @@ impl From<CanaryPolicy> for CanaryPolicyBuilder {
 mod tests {
     use super::*;
     use crate::decision::Outcome;
-    use crate::observation::Metrics;
+    use crate::observation::{InvalidReadings, InvalidReason, Metrics, SignalSet};
 
     const BASE: Metrics = Metrics {
         error_rate_pct: Some(0.2),
@@ -354,9 +338,14 @@ mod tests {
             ..healthy()
         });
         assert_eq!(d.action(), None);
-        match d.outcome {
-            Outcome::NoData { at_least, missing } => {
-                assert_eq!(at_least, Action::Continue);
+        match &d.outcome {
+            Outcome::NoData {
+                at_least,
+                missing,
+                invalid,
+            } => {
+                assert!(invalid.is_empty());
+                assert_eq!(*at_least, Action::Continue);
                 assert_eq!(missing.iter().collect::<Vec<_>>(), vec![Signal::Cpu]);
             }
             other => panic!("expected no data, got {other:?}"),
@@ -428,6 +417,211 @@ mod tests {
             let a = policy.evaluate(&Observation::new(now, base)).action().unwrap();
             let b = policy.evaluate(&Observation::new(worse, base)).action().unwrap();
             proptest::prop_assert!(b >= a);
+        }
+    }
+
+    /// The no-data outcome of `d`, or a panic naming what it was.
+    fn no_data(d: &Decision) -> (Action, SignalSet, InvalidReadings) {
+        match &d.outcome {
+            Outcome::NoData {
+                at_least,
+                missing,
+                invalid,
+            } => (*at_least, *missing, invalid.clone()),
+            other => panic!("expected no data, got {other:?}: {d}"),
+        }
+    }
+
+    // Defect: a negative, infinite or above-100 % canary value was compared as if real,
+    // so a broken exporter read as a healthy canary ("continue").
+    #[test]
+    fn impossible_canary_values_are_no_data_with_the_reason() {
+        let cases: [(Metrics, Signal, InvalidReason, &str); 7] = [
+            (
+                Metrics {
+                    error_rate_pct: Some(-3.0),
+                    ..healthy()
+                },
+                Signal::ErrorRate,
+                InvalidReason::Negative,
+                "error rate -3 % is negative",
+            ),
+            (
+                Metrics {
+                    error_rate_pct: Some(f64::INFINITY),
+                    ..healthy()
+                },
+                Signal::ErrorRate,
+                InvalidReason::NotFinite,
+                "error rate inf % is not finite",
+            ),
+            (
+                Metrics {
+                    p95_latency_ms: Some(f64::NEG_INFINITY),
+                    ..healthy()
+                },
+                Signal::P95Latency,
+                InvalidReason::NotFinite,
+                "P95 latency -inf ms is not finite",
+            ),
+            (
+                Metrics {
+                    p95_latency_ms: Some(-1.0),
+                    ..healthy()
+                },
+                Signal::P95Latency,
+                InvalidReason::Negative,
+                "P95 latency -1 ms is negative",
+            ),
+            (
+                Metrics {
+                    cpu_pct: Some(-20.0),
+                    ..healthy()
+                },
+                Signal::Cpu,
+                InvalidReason::Negative,
+                "CPU -20 % is negative",
+            ),
+            (
+                // Below the 90 % limit would be wrong too; above 100 is not a reading.
+                Metrics {
+                    memory_pct: Some(250.0),
+                    ..healthy()
+                },
+                Signal::Memory,
+                InvalidReason::AboveHundredPercent,
+                "memory 250 % is above 100 %",
+            ),
+            (
+                Metrics {
+                    error_rate_pct: Some(100.5),
+                    ..healthy()
+                },
+                Signal::ErrorRate,
+                InvalidReason::AboveHundredPercent,
+                "error rate 100.5 % is above 100 %",
+            ),
+        ];
+        for (m, signal, reason, text) in cases {
+            let d = eval(m);
+            assert_eq!(d.action(), None, "{text}: {d}");
+            let (at_least, missing, invalid) = no_data(&d);
+            assert_eq!(at_least, Action::Continue, "{text}");
+            assert_eq!(missing.iter().collect::<Vec<_>>(), vec![signal], "{text}");
+            let got: Vec<_> = invalid.iter().map(|r| (r.signal, r.reason)).collect();
+            assert_eq!(got, vec![(signal, reason)], "{text}");
+            assert!(d.findings.is_empty(), "{text}: {d}");
+            let shown = d.to_string();
+            assert!(shown.ends_with(&format!("; invalid: {text}")), "{shown}");
+        }
+    }
+
+    // Defect: a CPU of 250 % fired the CPU rule as if it were a real 250 %.
+    #[test]
+    fn an_impossible_value_never_fires_a_rule() {
+        let d = eval(Metrics {
+            cpu_pct: Some(250.0),
+            ..healthy()
+        });
+        assert!(!d.findings.iter().any(|f| f.rule == Rule::CanaryCpu), "{d}");
+        assert_eq!(d.action(), None);
+    }
+
+    #[test]
+    fn an_impossible_baseline_is_no_data_for_the_baseline() {
+        let base = Metrics {
+            error_rate_pct: Some(-0.2),
+            p95_latency_ms: Some(f64::INFINITY),
+            ..BASE
+        };
+        let d = CanaryPolicy::default().evaluate(&Observation::new(healthy(), base));
+        let (at_least, missing, invalid) = no_data(&d);
+        assert_eq!(at_least, Action::Continue);
+        assert_eq!(
+            missing,
+            [Signal::BaselineErrorRate, Signal::BaselineP95Latency]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(invalid.signals(), missing);
+        assert!(
+            d.to_string().ends_with(
+                "; invalid: baseline error rate -0.2 % is negative; \
+                 baseline P95 latency inf ms is not finite"
+            ),
+            "{d}"
+        );
+    }
+
+    // `NoData { at_least }` keeps saying what the valid data calls for, and a rule
+    // that fires on valid data still decides.
+    #[test]
+    fn valid_data_still_decides_next_to_an_impossible_value() {
+        let d = eval(Metrics {
+            cpu_pct: Some(95.0),
+            memory_pct: Some(-1.0),
+            ..healthy()
+        });
+        assert_eq!(d.action(), Some(Action::Rollback));
+        assert_eq!(fired(&d), vec![Rule::CanaryCpu]);
+    }
+
+    #[test]
+    fn zero_and_a_hundred_percent_are_real_readings() {
+        let d = eval(Metrics {
+            error_rate_pct: Some(0.0),
+            p95_latency_ms: Some(0.0),
+            cpu_pct: Some(0.0),
+            memory_pct: Some(0.0),
+            request_rate_rps: Some(0.0),
+        });
+        assert_eq!(d.action(), Some(Action::Continue), "{d}");
+        let d = eval(Metrics {
+            cpu_pct: Some(100.0),
+            memory_pct: Some(100.0),
+            ..healthy()
+        });
+        assert_eq!(d.action(), Some(Action::Rollback), "{d}");
+        assert_eq!(fired(&d), vec![Rule::CanaryCpu, Rule::CanaryMemory]);
+        let d = eval(Metrics {
+            error_rate_pct: Some(100.0),
+            ..healthy()
+        });
+        assert_eq!(fired(&d), vec![Rule::CanaryErrorRate]);
+    }
+
+    proptest::proptest! {
+        /// An impossible value in any one signal is never "continue": it is no data
+        /// naming that signal, unless a valid rule fires.
+        #[test]
+        fn an_impossible_value_is_never_a_pass(
+            field in 0..6usize,
+            bad in proptest::prop_oneof![
+                -1e12..-1e-9f64,
+                proptest::strategy::Just(f64::INFINITY),
+                proptest::strategy::Just(f64::NEG_INFINITY),
+            ],
+            over in 100.000_001..1e6f64,
+            use_over in proptest::bool::ANY,
+        ) {
+            let (mut cur, mut base) = (healthy(), BASE);
+            let (slot, signal, pct) = match field {
+                0 => (&mut cur.error_rate_pct, Signal::ErrorRate, true),
+                1 => (&mut base.error_rate_pct, Signal::BaselineErrorRate, true),
+                2 => (&mut cur.p95_latency_ms, Signal::P95Latency, false),
+                3 => (&mut base.p95_latency_ms, Signal::BaselineP95Latency, false),
+                4 => (&mut cur.cpu_pct, Signal::Cpu, true),
+                _ => (&mut cur.memory_pct, Signal::Memory, true),
+            };
+            let v = if pct && use_over { over } else { bad };
+            *slot = Some(v);
+            let d = CanaryPolicy::default().evaluate(&Observation::new(cur, base));
+            proptest::prop_assert_eq!(d.action(), None, "{}", d);
+            let (at_least, missing, invalid) = no_data(&d);
+            proptest::prop_assert_eq!(at_least, Action::Continue);
+            proptest::prop_assert!(missing.contains(signal));
+            let r = invalid.get(signal).copied();
+            proptest::prop_assert!(r.is_some_and(|r| r.value.to_bits() == v.to_bits()));
         }
     }
 

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Decision, Finding, Findings, Rule, check_number, check_order};
-use crate::observation::{Observation, Signal, SignalSet, present};
+use super::{Action, Decision, Finding, Findings, Gaps, Rule, check_number, check_order};
+use crate::observation::{Observation, Signal};
 use crate::{Error, Result};
 
 /// The playbook's decision matrix. The result is the most severe action of the rules
@@ -68,20 +68,19 @@ impl DecisionMatrix {
         self.b.customer_reports_window
     }
 
-    /// Evaluates the matrix.
+    /// Evaluates the matrix. A missing or invalid input (see
+    /// [`validate`](crate::observation::validate)) gives `NoData` unless the valid
+    /// data already calls for as much as that input could have.
     pub fn evaluate(&self, observation: &Observation) -> Decision {
         let c = &self.b;
         let cur = &observation.current;
         let mut findings = Findings::new();
-        let mut missing = SignalSet::EMPTY;
+        let mut gaps = Gaps::default();
         // The most severe action a missing input could have called for.
         let mut missing_could_reach = Action::Continue;
-        let mut lack = |signal: Signal, could: Action| {
-            missing.insert(signal);
-            missing_could_reach = missing_could_reach.max(could);
-        };
+        let mut could = |action: Action| missing_could_reach = missing_could_reach.max(action);
 
-        match present(cur.error_rate_pct) {
+        match gaps.read(Signal::ErrorRate, cur.error_rate_pct) {
             Some(o) => {
                 tier(
                     &mut findings,
@@ -99,12 +98,14 @@ impl DecisionMatrix {
                     ),
                 );
             }
-            None => lack(Signal::ErrorRate, Action::Rollback),
+            None => could(Action::Rollback),
         }
-        match (
-            present(cur.p95_latency_ms),
-            present(observation.baseline.p95_latency_ms),
-        ) {
+        let o = gaps.read(Signal::P95Latency, cur.p95_latency_ms);
+        let b = gaps.read(
+            Signal::BaselineP95Latency,
+            observation.baseline.p95_latency_ms,
+        );
+        match (o, b) {
             (Some(o), Some(b)) => tier(
                 &mut findings,
                 o,
@@ -120,14 +121,7 @@ impl DecisionMatrix {
                     Action::Rollback,
                 ),
             ),
-            (o, b) => {
-                if o.is_none() {
-                    lack(Signal::P95Latency, Action::Rollback);
-                }
-                if b.is_none() {
-                    lack(Signal::BaselineP95Latency, Action::Rollback);
-                }
-            }
+            _ => could(Action::Rollback),
         }
         match observation.customer_reports {
             Some(n) => tier(
@@ -145,19 +139,28 @@ impl DecisionMatrix {
                     Action::Rollback,
                 ),
             ),
-            None => lack(Signal::CustomerReports, Action::Rollback),
+            None => {
+                gaps.lack(Signal::CustomerReports);
+                could(Action::Rollback);
+            }
         }
         match observation.sla_violation {
             Some(true) => findings.push(flag(Rule::SlaViolation, c.sla_violation_action)),
             Some(false) => {}
-            None => lack(Signal::SlaViolation, c.sla_violation_action),
+            None => {
+                gaps.lack(Signal::SlaViolation);
+                could(c.sla_violation_action);
+            }
         }
         match observation.data_corruption {
             Some(true) => findings.push(flag(Rule::DataCorruption, c.data_corruption_action)),
             Some(false) => {}
-            None => lack(Signal::DataCorruption, c.data_corruption_action),
+            None => {
+                gaps.lack(Signal::DataCorruption);
+                could(c.data_corruption_action);
+            }
         }
-        Decision::conclude(findings, missing, missing_could_reach)
+        Decision::conclude(findings, gaps, missing_could_reach)
     }
 }
 
@@ -353,7 +356,7 @@ impl From<DecisionMatrix> for DecisionMatrixBuilder {
 mod tests {
     use super::*;
     use crate::decision::Outcome;
-    use crate::observation::Metrics;
+    use crate::observation::{InvalidReadings, InvalidReason, Metrics};
     use proptest::prelude::*;
 
     fn obs(error_rate: f64, p95: f64, reports: u32) -> Observation {
@@ -484,7 +487,8 @@ mod tests {
             d.outcome,
             Outcome::NoData {
                 at_least: Action::Monitor,
-                missing: [Signal::DataCorruption].into_iter().collect()
+                missing: [Signal::DataCorruption].into_iter().collect(),
+                invalid: InvalidReadings::EMPTY,
             }
         );
         // NaN is missing.
@@ -556,6 +560,100 @@ mod tests {
         );
     }
 
+    // Defect: an error rate of -3 % or an infinite P95 was compared as if real, so a
+    // broken exporter read as "continue"; a P95 baseline of -inf made every P95 a
+    // rollback.
+    #[test]
+    fn impossible_values_are_no_data_with_the_reason() {
+        type Spoil = fn(&mut Observation);
+        let cases: [(Spoil, Signal, InvalidReason, &str); 6] = [
+            (
+                |o| o.current.error_rate_pct = Some(-3.0),
+                Signal::ErrorRate,
+                InvalidReason::Negative,
+                "error rate -3 % is negative",
+            ),
+            (
+                |o| o.current.error_rate_pct = Some(f64::INFINITY),
+                Signal::ErrorRate,
+                InvalidReason::NotFinite,
+                "error rate inf % is not finite",
+            ),
+            (
+                |o| o.current.error_rate_pct = Some(250.0),
+                Signal::ErrorRate,
+                InvalidReason::AboveHundredPercent,
+                "error rate 250 % is above 100 %",
+            ),
+            (
+                |o| o.current.p95_latency_ms = Some(f64::INFINITY),
+                Signal::P95Latency,
+                InvalidReason::NotFinite,
+                "P95 latency inf ms is not finite",
+            ),
+            (
+                |o| o.current.p95_latency_ms = Some(-40.0),
+                Signal::P95Latency,
+                InvalidReason::Negative,
+                "P95 latency -40 ms is negative",
+            ),
+            (
+                |o| o.baseline.p95_latency_ms = Some(f64::NEG_INFINITY),
+                Signal::BaselineP95Latency,
+                InvalidReason::NotFinite,
+                "baseline P95 latency -inf ms is not finite",
+            ),
+        ];
+        for (spoil, signal, reason, text) in cases {
+            let mut o = obs(0.0, 100.0, 0);
+            spoil(&mut o);
+            let d = DecisionMatrix::default().evaluate(&o);
+            let Outcome::NoData {
+                at_least,
+                missing,
+                invalid,
+            } = &d.outcome
+            else {
+                panic!("{text}: expected no data, got {d}")
+            };
+            assert_eq!(*at_least, Action::Continue, "{text}");
+            assert_eq!(missing.iter().collect::<Vec<_>>(), vec![signal], "{text}");
+            let got: Vec<_> = invalid.iter().map(|r| (r.signal, r.reason)).collect();
+            assert_eq!(got, vec![(signal, reason)], "{text}");
+            assert!(d.findings.is_empty(), "{text}: {d}");
+            let shown = d.to_string();
+            assert!(
+                shown.starts_with(&format!("no data for {signal}: cannot decide")),
+                "{shown}"
+            );
+            assert!(shown.ends_with(&format!("; invalid: {text}")), "{shown}");
+        }
+    }
+
+    // `at_least` still reports what the valid data calls for, and a conclusive rule
+    // still decides next to an impossible value.
+    #[test]
+    fn valid_data_still_counts_next_to_an_impossible_value() {
+        let mut o = obs(2.0, 100.0, 0);
+        o.current.p95_latency_ms = Some(-1.0);
+        let d = DecisionMatrix::default().evaluate(&o);
+        assert_eq!(d.at_least(), Action::Monitor);
+        assert_eq!(d.action(), None);
+        let mut o = obs(-5.0, 100.0, 0).with_data_corruption(true);
+        o.current.p95_latency_ms = Some(f64::INFINITY);
+        let d = DecisionMatrix::default().evaluate(&o);
+        assert_eq!(d.action(), Some(Action::StopAndEscalate));
+    }
+
+    #[test]
+    fn zero_and_a_hundred_percent_are_real_readings() {
+        assert_eq!(action(&obs(0.0, 0.0, 0)), Action::Continue);
+        assert_eq!(action(&obs(100.0, 100.0, 0)), Action::Rollback);
+        let mut o = obs(0.0, 0.0, 0);
+        o.baseline.p95_latency_ms = Some(0.0);
+        assert_eq!(action(&o), Action::Continue);
+    }
+
     fn full_observation() -> impl Strategy<Value = Observation> {
         (
             0.0..20.0f64,
@@ -602,6 +700,39 @@ mod tests {
             worse.data_corruption = o.data_corruption.map(|v| v || corrupt);
             let m = DecisionMatrix::default();
             prop_assert!(m.evaluate(&worse).action().unwrap() >= m.evaluate(&o).action().unwrap());
+        }
+
+        /// An impossible error rate or P95 is never an action: it is no data naming
+        /// the signal, unless the valid data already calls for a rollback.
+        #[test]
+        fn an_impossible_value_is_never_a_pass(
+            o in full_observation(),
+            p95 in proptest::bool::ANY,
+            bad in prop_oneof![
+                -1e12..-1e-9f64,
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+                100.000_001..1e6f64,
+            ],
+        ) {
+            let m = DecisionMatrix::default();
+            let mut spoiled = o;
+            // Above 100 is a real latency: make it negative instead.
+            let signal = if p95 {
+                spoiled.current.p95_latency_ms = Some(if bad > 100.0 { -bad } else { bad });
+                Signal::P95Latency
+            } else {
+                spoiled.current.error_rate_pct = Some(bad);
+                Signal::ErrorRate
+            };
+            let d = m.evaluate(&spoiled);
+            match &d.outcome {
+                Outcome::NoData { missing, invalid, .. } => {
+                    prop_assert_eq!(missing.iter().collect::<Vec<_>>(), vec![signal]);
+                    prop_assert!(invalid.get(signal).is_some());
+                }
+                Outcome::Act { action } => prop_assert!(*action >= Action::Rollback, "{}", d),
+            }
         }
 
         /// Knowing more never lowers what the present data already calls for.

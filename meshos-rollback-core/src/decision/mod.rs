@@ -5,10 +5,14 @@
 //! - [`VerificationLimits`]: the post-rollback verification limits.
 //!
 //! Each is a pure function of an [`Observation`](crate::observation::Observation):
-//! no I/O, no allocation, so it can run on every scrape. Defaults are exactly the
-//! playbook's numbers; thresholds are strict ("greater than"), as in the playbook's
-//! table. Missing or `NaN` inputs never read as healthy: they lead to
-//! [`Outcome::NoData`], which the caller must handle.
+//! no I/O, and no allocation on valid data (only an invalid reading costs one, to say
+//! why), so it can run on every scrape. Defaults are exactly the playbook's numbers;
+//! thresholds are strict ("greater than"), as in the playbook's table. Missing or
+//! `NaN` inputs never read as healthy: they lead to
+//! [`Outcome::NoData`], which the caller must handle. So do impossible values (a
+//! negative error rate, an infinite P95, a CPU above 100 %): every evaluator reads
+//! metrics through [`validate`](crate::observation::validate), treats an invalid
+//! value as missing, and names it with its reason in the no-data outcome.
 
 mod canary;
 mod matrix;
@@ -20,7 +24,7 @@ use std::fmt;
 use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
 
-use crate::observation::SignalSet;
+use crate::observation::{InvalidReadings, Reading, Signal, SignalSet, validate};
 
 pub use canary::{CanaryPolicy, CanaryPolicyBuilder};
 pub use matrix::{DecisionMatrix, DecisionMatrixBuilder};
@@ -142,7 +146,7 @@ impl fmt::Display for Finding {
 pub type Findings = ArrayVec<Finding, 8>;
 
 /// The conclusion of an evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Outcome {
     /// Enough data to decide: do this.
@@ -150,13 +154,17 @@ pub enum Outcome {
         /// The most severe action of the rules that fired, or `Continue`.
         action: Action,
     },
-    /// Some inputs were missing, and they could have called for more than what the
-    /// present data calls for. Never read this as healthy.
+    /// Some inputs were missing or invalid, and they could have called for more than
+    /// what the valid data calls for. Never read this as healthy.
     NoData {
-        /// What the present data alone calls for.
+        /// What the valid data alone calls for.
         at_least: Action,
-        /// The inputs that were missing or `NaN`.
+        /// The inputs that were missing, `NaN` or invalid.
         missing: SignalSet,
+        /// Of those, the ones whose value was impossible, with the value and why:
+        /// usually a broken exporter.
+        #[serde(default, skip_serializing_if = "InvalidReadings::is_empty")]
+        invalid: InvalidReadings,
     },
 }
 
@@ -192,20 +200,21 @@ impl Decision {
         }
     }
 
-    /// Builds a decision from findings, the missing inputs, and the most severe action
-    /// the missing inputs could have caused.
-    fn conclude(findings: Findings, missing: SignalSet, missing_could_reach: Action) -> Self {
+    /// Builds a decision from findings, the inputs that could not be read, and the
+    /// most severe action those inputs could have caused.
+    fn conclude(findings: Findings, gaps: Gaps, missing_could_reach: Action) -> Self {
         let action = findings
             .iter()
             .map(|f| f.action)
             .max()
             .unwrap_or(Action::Continue);
-        let outcome = if missing.is_empty() || action >= missing_could_reach {
+        let outcome = if gaps.missing.is_empty() || action >= missing_could_reach {
             Outcome::Act { action }
         } else {
             Outcome::NoData {
                 at_least: action,
-                missing,
+                missing: gaps.missing,
+                invalid: gaps.invalid,
             }
         };
         Decision { outcome, findings }
@@ -214,17 +223,62 @@ impl Decision {
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.outcome {
+        match &self.outcome {
             Outcome::Act { action } => write!(f, "{action}")?,
-            Outcome::NoData { at_least, missing } => write!(
-                f,
-                "no data for {missing}: cannot decide (present data alone: {at_least})"
-            )?,
+            Outcome::NoData {
+                at_least,
+                missing,
+                invalid,
+            } => {
+                write!(
+                    f,
+                    "no data for {missing}: cannot decide (present data alone: {at_least})"
+                )?;
+                if !invalid.is_empty() {
+                    write!(f, "; invalid: {invalid}")?;
+                }
+            }
         }
         for finding in &self.findings {
             write!(f, "\n  - {finding}")?;
         }
         Ok(())
+    }
+}
+
+/// The inputs an evaluation could not use, and why. Allocates only for an invalid
+/// reading.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gaps {
+    /// Every input not used: missing, `NaN` or invalid.
+    pub(crate) missing: SignalSet,
+    /// The invalid ones, with their values and reasons.
+    pub(crate) invalid: InvalidReadings,
+}
+
+impl Gaps {
+    /// The value of `signal` when valid; otherwise `None`, noting it as missing and,
+    /// when impossible, why.
+    #[inline]
+    pub(crate) fn read(&mut self, signal: Signal, value: Option<f64>) -> Option<f64> {
+        match validate(signal, value) {
+            Reading::Valid(v) => Some(v),
+            Reading::Missing => {
+                self.missing.insert(signal);
+                None
+            }
+            Reading::Invalid(reading) => {
+                self.missing.insert(signal);
+                self.invalid.insert(reading);
+                None
+            }
+        }
+    }
+
+    /// Notes a signal with no value (for inputs that are not metrics).
+    #[inline]
+    pub(crate) fn lack(&mut self, signal: Signal) {
+        self.missing.insert(signal);
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
 
-use super::check_number;
-use crate::observation::{Observation, Signal, SignalSet, present};
+use super::{Gaps, check_number};
+use crate::observation::{InvalidReadings, Observation, Signal, SignalSet};
 use crate::{Error, Result};
 
 /// What "recovered" means after a rollback. Every limit must hold (strictly below),
@@ -55,7 +55,7 @@ pub enum VerificationVerdict {
     Passed,
     /// At least one limit is exceeded.
     Failed,
-    /// No limit is exceeded, but some input was missing: not a pass.
+    /// No limit is exceeded, but some input was missing or invalid: not a pass.
     NoData,
 }
 
@@ -97,8 +97,12 @@ pub struct VerificationReport {
     pub verdict: VerificationVerdict,
     /// The limits that could be checked.
     pub checks: ArrayVec<LimitCheck, 5>,
-    /// The inputs that were missing.
+    /// The inputs that were missing, `NaN` or invalid.
     pub missing: SignalSet,
+    /// Of those, the ones whose value was impossible, with the value and why: usually
+    /// a broken exporter.
+    #[serde(default, skip_serializing_if = "InvalidReadings::is_empty")]
+    pub invalid: InvalidReadings,
 }
 
 impl fmt::Display for VerificationReport {
@@ -109,6 +113,9 @@ impl fmt::Display for VerificationReport {
             VerificationVerdict::NoData => {
                 write!(f, "verification inconclusive: no data for {}", self.missing)?
             }
+        }
+        if !self.invalid.is_empty() {
+            write!(f, "; invalid: {}", self.invalid)?;
         }
         for c in &self.checks {
             write!(f, "\n  - {c}")?;
@@ -138,21 +145,24 @@ impl VerificationLimits {
         self.b.check_interval
     }
 
-    /// Checks one observation against every limit.
+    /// Checks one observation against every limit. A missing or invalid input (see
+    /// [`validate`](crate::observation::validate)) is never a pass: the verdict is
+    /// `NoData` unless another limit fails.
     pub fn check(&self, observation: &Observation) -> VerificationReport {
         let l = &self.b;
         let cur = &observation.current;
         let base = &observation.baseline;
         let mut checks = ArrayVec::new();
-        let mut missing = SignalSet::EMPTY;
-        let mut below = |signal: Signal, value: Option<f64>, limit: f64| match present(value) {
-            Some(v) => checks.push(LimitCheck {
-                signal,
-                observed: v,
-                limit,
-                passed: v < limit,
-            }),
-            None => missing.insert(signal),
+        let mut gaps = Gaps::default();
+        let mut below = |signal: Signal, value: Option<f64>, limit: f64| {
+            if let Some(v) = gaps.read(signal, value) {
+                checks.push(LimitCheck {
+                    signal,
+                    observed: v,
+                    limit,
+                    passed: v < limit,
+                })
+            }
         };
         below(
             Signal::ErrorRate,
@@ -162,8 +172,8 @@ impl VerificationLimits {
         below(Signal::Cpu, cur.cpu_pct, l.cpu_below_pct);
         below(Signal::Memory, cur.memory_pct, l.memory_below_pct);
 
-        match present(cur.p95_latency_ms) {
-            None => missing.insert(Signal::P95Latency),
+        match gaps.read(Signal::P95Latency, cur.p95_latency_ms) {
+            None => {}
             Some(v) if v < l.p95_below_ms => checks.push(LimitCheck {
                 signal: Signal::P95Latency,
                 observed: v,
@@ -171,8 +181,8 @@ impl VerificationLimits {
                 passed: true,
             }),
             // Above the absolute limit it may still be "back at baseline".
-            Some(v) => match present(base.p95_latency_ms) {
-                Some(b) => {
+            Some(v) => {
+                if let Some(b) = gaps.read(Signal::BaselineP95Latency, base.p95_latency_ms) {
                     let limit = b * l.p95_baseline_factor;
                     checks.push(LimitCheck {
                         signal: Signal::P95Latency,
@@ -181,13 +191,11 @@ impl VerificationLimits {
                         passed: v <= limit,
                     })
                 }
-                None => missing.insert(Signal::BaselineP95Latency),
-            },
+            }
         }
-        match (
-            present(cur.request_rate_rps),
-            present(base.request_rate_rps),
-        ) {
+        let v = gaps.read(Signal::RequestRate, cur.request_rate_rps);
+        let b = gaps.read(Signal::BaselineRequestRate, base.request_rate_rps);
+        match (v, b) {
             (Some(v), Some(b)) if b > 0.0 => {
                 let deviation = (v - b).abs() / b * 100.0;
                 checks.push(LimitCheck {
@@ -197,18 +205,13 @@ impl VerificationLimits {
                     passed: deviation <= l.request_rate_tolerance_pct,
                 })
             }
-            (v, b) => {
-                if v.is_none() {
-                    missing.insert(Signal::RequestRate);
-                }
-                if b.is_none_or(|b| b <= 0.0) {
-                    missing.insert(Signal::BaselineRequestRate);
-                }
-            }
+            // A real but zero baseline gives no deviation to compare with.
+            (_, Some(b)) if b <= 0.0 => gaps.lack(Signal::BaselineRequestRate),
+            _ => {}
         }
         let verdict = if checks.iter().any(|c| !c.passed) {
             VerificationVerdict::Failed
-        } else if !missing.is_empty() {
+        } else if !gaps.missing.is_empty() {
             VerificationVerdict::NoData
         } else {
             VerificationVerdict::Passed
@@ -216,7 +219,8 @@ impl VerificationLimits {
         VerificationReport {
             verdict,
             checks,
-            missing,
+            missing: gaps.missing,
+            invalid: gaps.invalid,
         }
     }
 }
@@ -374,7 +378,7 @@ impl From<VerificationLimits> for VerificationLimitsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observation::Metrics;
+    use crate::observation::{InvalidReason, Metrics};
 
     fn baseline() -> Metrics {
         Metrics::new(0.05, 150.0, 50.0, 50.0, 1000.0)
@@ -497,6 +501,266 @@ mod tests {
         assert_eq!(verdict(m), VerificationVerdict::Failed);
         // Empty metrics.
         assert_eq!(verdict(Metrics::default()), VerificationVerdict::NoData);
+    }
+
+    fn report(m: Metrics, base: Metrics) -> VerificationReport {
+        VerificationLimits::default().check(&Observation::new(m, base))
+    }
+
+    // Defect: an error rate of -3 % passed "< 0.1 %", a P95 of -inf passed "< 200 ms",
+    // a CPU of -20 % passed "< 70 %": a broken exporter verified a rollback.
+    #[test]
+    fn impossible_values_are_no_data_never_a_pass() {
+        let cases: [(Metrics, Signal, InvalidReason, &str); 8] = [
+            (
+                Metrics {
+                    error_rate_pct: Some(-3.0),
+                    ..good()
+                },
+                Signal::ErrorRate,
+                InvalidReason::Negative,
+                "error rate -3 % is negative",
+            ),
+            (
+                Metrics {
+                    error_rate_pct: Some(f64::NEG_INFINITY),
+                    ..good()
+                },
+                Signal::ErrorRate,
+                InvalidReason::NotFinite,
+                "error rate -inf % is not finite",
+            ),
+            (
+                Metrics {
+                    p95_latency_ms: Some(f64::NEG_INFINITY),
+                    ..good()
+                },
+                Signal::P95Latency,
+                InvalidReason::NotFinite,
+                "P95 latency -inf ms is not finite",
+            ),
+            (
+                Metrics {
+                    p95_latency_ms: Some(-10.0),
+                    ..good()
+                },
+                Signal::P95Latency,
+                InvalidReason::Negative,
+                "P95 latency -10 ms is negative",
+            ),
+            (
+                Metrics {
+                    cpu_pct: Some(-20.0),
+                    ..good()
+                },
+                Signal::Cpu,
+                InvalidReason::Negative,
+                "CPU -20 % is negative",
+            ),
+            (
+                Metrics {
+                    memory_pct: Some(f64::INFINITY),
+                    ..good()
+                },
+                Signal::Memory,
+                InvalidReason::NotFinite,
+                "memory inf % is not finite",
+            ),
+            (
+                Metrics {
+                    request_rate_rps: Some(-1000.0),
+                    ..good()
+                },
+                Signal::RequestRate,
+                InvalidReason::Negative,
+                "request rate -1000 req/s is negative",
+            ),
+            (
+                Metrics {
+                    request_rate_rps: Some(f64::INFINITY),
+                    ..good()
+                },
+                Signal::RequestRate,
+                InvalidReason::NotFinite,
+                "request rate inf req/s is not finite",
+            ),
+        ];
+        for (m, signal, reason, text) in cases {
+            let r = report(m, baseline());
+            assert_eq!(r.verdict, VerificationVerdict::NoData, "{text}: {r}");
+            assert_eq!(r.missing.iter().collect::<Vec<_>>(), vec![signal], "{text}");
+            let got: Vec<_> = r.invalid.iter().map(|i| (i.signal, i.reason)).collect();
+            assert_eq!(got, vec![(signal, reason)], "{text}");
+            assert!(r.checks.iter().all(|c| c.signal != signal), "{text}: {r}");
+            let shown = r.to_string();
+            assert!(
+                shown.starts_with(&format!(
+                    "verification inconclusive: no data for {signal}; invalid: {text}"
+                )),
+                "{shown}"
+            );
+        }
+    }
+
+    // Defect: a CPU of 250 % was reported as a real failing check ("CPU 250.0%"),
+    // hiding that the exporter is broken.
+    #[test]
+    fn above_a_hundred_percent_is_invalid_not_a_failing_check() {
+        let r = report(
+            Metrics {
+                cpu_pct: Some(250.0),
+                error_rate_pct: Some(100.1),
+                ..good()
+            },
+            baseline(),
+        );
+        assert_eq!(r.verdict, VerificationVerdict::NoData, "{r}");
+        assert_eq!(
+            r.invalid.to_string(),
+            "error rate 100.1 % is above 100 %; CPU 250 % is above 100 %"
+        );
+        // A real failing limit still fails, and the invalid reading is still shown.
+        let r = report(
+            Metrics {
+                cpu_pct: Some(250.0),
+                memory_pct: Some(80.0),
+                ..good()
+            },
+            baseline(),
+        );
+        assert_eq!(r.verdict, VerificationVerdict::Failed, "{r}");
+        assert!(
+            r.to_string()
+                .starts_with("verification FAILED; invalid: CPU 250 % is above 100 %"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn an_impossible_baseline_is_no_data_for_the_baseline() {
+        // P95 above 200 ms needs the baseline; a negative one is not a baseline.
+        let mut b = baseline();
+        b.p95_latency_ms = Some(-300.0);
+        b.request_rate_rps = Some(f64::INFINITY);
+        let r = report(
+            Metrics {
+                p95_latency_ms: Some(250.0),
+                ..good()
+            },
+            b,
+        );
+        assert_eq!(r.verdict, VerificationVerdict::NoData, "{r}");
+        assert_eq!(
+            r.invalid.signals(),
+            [Signal::BaselineP95Latency, Signal::BaselineRequestRate]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(r.missing, r.invalid.signals());
+    }
+
+    #[test]
+    fn zero_and_a_hundred_percent_are_real_readings() {
+        let zero = Metrics::new(0.0, 0.0, 0.0, 0.0, 1000.0);
+        let r = report(zero, baseline());
+        assert_eq!(r.verdict, VerificationVerdict::Passed, "{r}");
+        assert!(r.invalid.is_empty());
+        // 100 % is a real, failing reading.
+        for m in [
+            Metrics {
+                error_rate_pct: Some(100.0),
+                ..good()
+            },
+            Metrics {
+                cpu_pct: Some(100.0),
+                ..good()
+            },
+            Metrics {
+                memory_pct: Some(100.0),
+                ..good()
+            },
+        ] {
+            let r = report(m, baseline());
+            assert_eq!(r.verdict, VerificationVerdict::Failed, "{r}");
+            assert!(r.invalid.is_empty(), "{r}");
+        }
+        // No traffic at all is a real reading: 100 % off baseline, a failure.
+        let r = report(
+            Metrics {
+                request_rate_rps: Some(0.0),
+                ..good()
+            },
+            baseline(),
+        );
+        assert_eq!(r.verdict, VerificationVerdict::Failed, "{r}");
+        assert!(r.invalid.is_empty(), "{r}");
+        // A zero baseline is real too, but gives nothing to compare with.
+        let mut b = baseline();
+        b.request_rate_rps = Some(0.0);
+        let r = report(good(), b);
+        assert_eq!(r.verdict, VerificationVerdict::NoData, "{r}");
+        assert!(r.missing.contains(Signal::BaselineRequestRate));
+        assert!(r.invalid.is_empty(), "{r}");
+    }
+
+    #[test]
+    fn invalid_readings_round_trip_and_are_optional_in_json() {
+        let r = report(
+            Metrics {
+                error_rate_pct: Some(-3.0),
+                ..good()
+            },
+            baseline(),
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(
+                r#""invalid":[{"signal":"error_rate","value":-3.0,"reason":"negative"}]"#
+            ),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<VerificationReport>(&json).unwrap(),
+            r
+        );
+        // Reports written before invalid readings existed still load.
+        let ok = report(good(), baseline());
+        let json = serde_json::to_string(&ok).unwrap();
+        assert!(!json.contains("invalid"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<VerificationReport>(&json).unwrap(),
+            ok
+        );
+    }
+
+    proptest::proptest! {
+        /// An impossible value in any signal the check reads is never a pass.
+        #[test]
+        fn an_impossible_value_is_never_a_pass(
+            field in 0..5usize,
+            bad in proptest::prop_oneof![
+                -1e12..-1e-9f64,
+                proptest::strategy::Just(f64::INFINITY),
+                proptest::strategy::Just(f64::NEG_INFINITY),
+            ],
+            over in 100.000_001..1e6f64,
+            use_over in proptest::bool::ANY,
+        ) {
+            let mut m = good();
+            let (slot, signal, pct) = match field {
+                0 => (&mut m.error_rate_pct, Signal::ErrorRate, true),
+                1 => (&mut m.p95_latency_ms, Signal::P95Latency, false),
+                2 => (&mut m.cpu_pct, Signal::Cpu, true),
+                3 => (&mut m.memory_pct, Signal::Memory, true),
+                _ => (&mut m.request_rate_rps, Signal::RequestRate, false),
+            };
+            let v = if pct && use_over { over } else { bad };
+            *slot = Some(v);
+            let r = report(m, baseline());
+            proptest::prop_assert_eq!(r.verdict, VerificationVerdict::NoData, "{}", r);
+            proptest::prop_assert!(r.missing.contains(signal));
+            proptest::prop_assert!(r.invalid.get(signal).is_some_and(|i| i.value.to_bits() == v.to_bits()));
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::Result;
 use crate::clock::Clock;
 use crate::decision::{RollbackPolicy, VerificationReport, VerificationVerdict};
 use crate::model::{Region, ServiceRef};
-use crate::observation::{Observation, present};
+use crate::observation::{Observation, Reading, Signal, validate};
 use crate::provider::{HealthCheckResult, HealthEndpoint, SmokeTestResult};
 
 /// What verification found.
@@ -282,8 +282,9 @@ pub(crate) async fn check_others(
             let w = policy.verification.check_interval();
             let now = metrics.observe(svc, w).await?;
             let base = metrics.baseline(svc, w).await?;
-            match present(now.error_rate_pct) {
-                Some(er) => {
+            let er = validate(Signal::ErrorRate, now.error_rate_pct);
+            match er {
+                Reading::Valid(er) => {
                     line.push_str(&format!(", error rate {er:.2}%"));
                     if er > m.error_rate_monitor_above_pct {
                         problems.push(format!(
@@ -292,17 +293,20 @@ pub(crate) async fn check_others(
                         ));
                     }
                 }
-                None => {
+                other => {
                     line.push_str(", no error-rate data");
                     problems.push(format!(
-                        "{region}: no error-rate data: cannot tell whether it is healthy"
+                        "{region}: no error-rate data{}: cannot tell whether it is healthy",
+                        why(&other)
                     ));
                 }
             }
-            match (present(now.p95_latency_ms), present(base.p95_latency_ms)) {
-                (Some(p), Some(b)) => {
+            let p95 = validate(Signal::P95Latency, now.p95_latency_ms);
+            let base95 = validate(Signal::BaselineP95Latency, base.p95_latency_ms);
+            match (&p95, &base95) {
+                (Reading::Valid(p), Reading::Valid(b)) if *b > 0.0 => {
                     line.push_str(&format!(", P95 {p:.0} ms"));
-                    if p > b * m.p95_monitor_above_factor {
+                    if *p > b * m.p95_monitor_above_factor {
                         problems.push(format!(
                             "{region}: P95 {p:.0} ms > {:.1} x baseline {b:.0} ms",
                             m.p95_monitor_above_factor
@@ -310,9 +314,13 @@ pub(crate) async fn check_others(
                     }
                 }
                 _ => {
+                    let reason = match (&p95, &base95) {
+                        (Reading::Valid(_), b) => why(b),
+                        (p, _) => why(p),
+                    };
                     line.push_str(", no P95 data");
                     problems.push(format!(
-                        "{region}: no P95 latency data (now or baseline): cannot tell whether it is healthy"
+                        "{region}: no P95 latency data (now or baseline){reason}: cannot tell whether it is healthy"
                     ));
                 }
             }
@@ -320,4 +328,12 @@ pub(crate) async fn check_others(
         lines.push(line);
     }
     Ok((lines, problems))
+}
+
+/// Why a reading is not usable, for a problem line: empty when it is just missing.
+fn why(r: &Reading) -> String {
+    match r {
+        Reading::Invalid(i) => format!(" ({i})"),
+        _ => String::new(),
+    }
 }
