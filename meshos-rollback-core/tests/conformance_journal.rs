@@ -62,6 +62,10 @@ impl Journal for Restartable {
     async fn load(&self, run: &RunId) -> Result<Vec<JournalEntry>> {
         self.current().load(run).await
     }
+
+    async fn runs(&self) -> Result<Vec<RunId>> {
+        self.current().runs().await
+    }
 }
 
 impl JournalDamage for Restartable {

@@ -540,6 +540,9 @@ impl Journal for MessagesFail {
     async fn load(&self, run: &RunId) -> Result<Vec<JournalEntry>> {
         self.0.load(run).await
     }
+    async fn runs(&self) -> Result<Vec<RunId>> {
+        self.0.runs().await
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -737,4 +740,95 @@ async fn renewal_rides_out_transient_errors_and_never_waits_for_a_slow_notifier(
         longest <= Duration::from_secs(11),
         "a renewal waited {longest:?}"
     );
+}
+
+// ------------------------------------------------------- a new plan after a failed run
+
+/// A run of `spec` whose verification fails (a health endpoint answers 503).
+async fn failed_run(s: &Scenario, engine: &Engine, spec: &RollbackSpec, r: &Region) -> RunId {
+    let url = format!("https://{r}.meshos.io/health");
+    s.world.health.set_status(&url, 503);
+    let plan = engine.plan(spec).await.unwrap();
+    let run = plan.run_id().clone();
+    let report = engine.execute(plan, s.manual_for(r)).await.unwrap();
+    assert_eq!(report.status, RunStatus::Failed, "{report}");
+    s.world.health.set_status(&url, 200);
+    run
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_plan_after_a_failed_run_never_reverts_a_second_batch() {
+    let s = scenario(&["us-east-1"]);
+    let r = s.regions[0].clone();
+    let engine = s.engine();
+    let spec = quick(RollbackSpec::new(vec![
+        RegionSpec::new(r.clone(), fleet::api(&r))
+            .with_deployment(DeploymentAction::None)
+            .rolling_back_schema(MigrationTarget::LastBatch),
+    ]));
+    let first = failed_run(&s, &engine, &spec, &r).await;
+    assert_eq!(applied(&s, &r).await, ["20251001_init"]);
+
+    let err = engine.plan(&spec).await.unwrap_err();
+    assert_eq!(
+        err.plan_problems().unwrap(),
+        [PlanProblem::SchemaRevertedByEarlierRun {
+            region: r.clone(),
+            run: first.to_string(),
+            reverted: vec!["20251030_add_feature_column".into()],
+        }],
+        "{err}"
+    );
+    // Naming the migration is explicit; the dry run still shows what the earlier
+    // run did.
+    let mut named = spec.clone();
+    named.regions[0].schema = Some(MigrationTarget::Named("20251030_add_feature_column".into()));
+    let plan = engine.plan(&named).await.unwrap();
+    let text = plan.to_string();
+    assert!(
+        text.contains(&format!(
+            "earlier run: {first} (failed) in us-east-1 already did: us-east-1/01-roll-back-schema: reverted 1 migration(s) [20251030_add_feature_column]"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        applied(&s, &r).await,
+        ["20251001_init"],
+        "planning changed nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_region_left_out_by_a_failed_run_is_readmitted_at_its_weight_before() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    let engine = s.engine();
+    let spec = quick(single_region_spec(&s, &r));
+    let first = failed_run(&s, &engine, &spec, &r).await;
+    assert_eq!(s.weight(&r).await, 0, "verification failed: left out");
+
+    let plan = engine.plan(&spec).await.unwrap();
+    let text = plan.to_string();
+    assert!(
+        text.contains(&format!(
+            "weight -> 100, its weight before run {first} excluded it"
+        )),
+        "{text}"
+    );
+    // "Previous" is now the bad version: the plan keeps the earlier run's target.
+    assert!(
+        text.contains("roll back ecs:meshos-us-east-1/meshos-api: already at v2.4.9 (no-op)"),
+        "{text}"
+    );
+    assert!(
+        plan.warnings().iter().any(|w| w.contains(&format!(
+            "run {first} already rolled ecs:meshos-us-east-1/meshos-api back to v2.4.9"
+        ))),
+        "{:?}",
+        plan.warnings()
+    );
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report}");
+    assert_eq!(s.weight(&r).await, 100);
 }

@@ -138,6 +138,18 @@ pub async fn runs_are_isolated(journal: &dyn Journal) {
         [],
         "{who}: an unknown run still loads empty"
     );
+    let runs = journal
+        .runs()
+        .await
+        .unwrap_or_else(|e| panic!("{who}: runs: {e}"));
+    assert!(
+        runs.contains(&a) && runs.contains(&b),
+        "{who}: runs lists both runs: {runs:?}"
+    );
+    assert!(
+        runs.windows(2).all(|w| w[0] < w[1]),
+        "{who}: runs are listed once each, in id order: {runs:?}"
+    );
 }
 
 /// An entry whose `seq` is not greater than the run's last one is refused as a

@@ -11,7 +11,7 @@ use super::builder::EngineBuilder;
 use super::checklist::{RollbackRequest, gate};
 use super::journal::{Journal, JournalEvent, StepStates};
 use super::plan::{RollbackPlan, RunId, Step};
-use super::planner::{self, PlanInput};
+use super::planner::{self, EarlierWork, PlanInput};
 use super::problem::{PlanProblem, PlanRefusal};
 use super::progress::{ProgressEvent, ProgressObserver, RunControl};
 use super::providers::Providers;
@@ -93,6 +93,9 @@ pub(super) struct Inner {
     pub(super) active: Mutex<HashSet<RunId>>,
 }
 
+/// How many of the journal's newest runs planning reads for earlier, unfinished work.
+pub const EARLIER_RUNS_READ: usize = 100;
+
 /// Marks a run active in this process until dropped.
 struct Active<'a> {
     inner: &'a Inner,
@@ -130,8 +133,14 @@ impl Engine {
     /// Builds and checks a plan: explicit revisions, migrations, snapshots and weights,
     /// every provider and capability present. Nothing is changed; print the plan for a
     /// dry run. A refused plan is [`Error::PlanRefused`] with every problem.
+    ///
+    /// The journal's unfinished runs of the same services are read first: the dry run
+    /// shows what they already did, a region they left out of routing is re-admitted
+    /// at the weight it had before, and "last batch" is refused where one of them
+    /// already reverted a batch (it would revert a second).
     pub async fn plan(&self, spec: &RollbackSpec) -> Result<RollbackPlan> {
         let now = self.inner.clock.now();
+        let earlier = self.earlier_work(spec).await?;
         planner::build(PlanInput {
             providers: &self.inner.providers,
             spec,
@@ -139,8 +148,58 @@ impl Engine {
             redactor: &self.inner.redactor,
             run_id: RunId::generate(now),
             now,
+            earlier: &earlier,
         })
         .await
+    }
+
+    /// What the journal's unfinished runs did to the spec's services, oldest first.
+    /// Only the newest [`EARLIER_RUNS_READ`] runs are read, so planning stays quick in
+    /// a journal that has grown for years.
+    async fn earlier_work(&self, spec: &RollbackSpec) -> Result<Vec<EarlierWork>> {
+        let runs = self.inner.journal.runs().await?;
+        let mut out = Vec::new();
+        for run in runs.iter().rev().take(EARLIER_RUNS_READ) {
+            let report = match self.inner.journal.load(run).await {
+                Ok(entries) => match RunReport::from_journal(&entries) {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                },
+                Err(e) => {
+                    // Another run's damaged journal must not block this rollback.
+                    tracing::warn!(%run, error = %e, "cannot read an earlier run's journal");
+                    continue;
+                }
+            };
+            if report.status == RunStatus::Succeeded {
+                continue;
+            }
+            for region in &report.regions {
+                if !spec
+                    .regions
+                    .iter()
+                    .any(|r| r.region == region.region && r.service == region.service)
+                {
+                    continue;
+                }
+                out.push(EarlierWork {
+                    run: run.clone(),
+                    status: report.status,
+                    region: region.region.clone(),
+                    service: region.service.clone(),
+                    done: region
+                        .steps
+                        .iter()
+                        .filter(|s| s.status == super::report::StepStatus::Succeeded)
+                        .filter_map(|s| {
+                            s.outcome.clone().map(|o| (s.id.clone(), s.step.clone(), o))
+                        })
+                        .collect(),
+                });
+            }
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// Reads what a decision needs for a service: metrics now and baseline (over the

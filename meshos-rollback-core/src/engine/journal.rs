@@ -379,6 +379,9 @@ pub trait Journal: fmt::Debug + Send + Sync {
 
     /// Every entry of a run, in order of `seq`; empty if the run is unknown.
     async fn load(&self, run: &RunId) -> Result<Vec<JournalEntry>>;
+
+    /// The runs it holds, in id order (which is start-time order for generated ids).
+    async fn runs(&self) -> Result<Vec<RunId>>;
 }
 
 /// Journal entries in memory (tests, examples, benchmarks). Not durable.
@@ -426,6 +429,12 @@ impl Journal for InMemoryJournal {
             .get(run)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn runs(&self) -> Result<Vec<RunId>> {
+        let mut ids: Vec<RunId> = self.runs.lock().expect("lock").keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
     }
 }
 
@@ -721,6 +730,29 @@ impl Journal for FileJournal {
             out.push(entry);
         }
         Ok(out)
+    }
+
+    async fn runs(&self) -> Result<Vec<RunId>> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<RunId>> {
+            let mut ids = Vec::new();
+            for entry in std::fs::read_dir(&dir).map_err(|e| io_error(&dir, e))? {
+                let entry = entry.map_err(|e| io_error(&dir, e))?;
+                let name = entry.file_name();
+                // Only `<run id>.jsonl` files are runs; anything else is left alone.
+                if let Some(id) = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".jsonl"))
+                    .and_then(|n| RunId::new(n).ok())
+                {
+                    ids.push(id);
+                }
+            }
+            ids.sort();
+            Ok(ids)
+        })
+        .await
+        .map_err(|e| Error::failed("FileJournal", format!("listing task failed: {e}")))?
     }
 }
 

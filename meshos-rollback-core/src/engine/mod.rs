@@ -42,7 +42,7 @@ mod spec;
 mod steps;
 mod verify;
 
-pub use api::Engine;
+pub use api::{EARLIER_RUNS_READ, Engine};
 pub use builder::EngineBuilder;
 pub use canary::{CanaryOutcome, CanaryWatch};
 pub use checklist::{

@@ -199,13 +199,15 @@ pub struct ResolvedRestore {
 }
 
 /// Where a re-admission weight comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightSource {
     /// The region's weight when the plan was made.
     WhenPlanned,
     /// `readmit_weight` in the spec.
     Spec,
+    /// The weight the region had before an earlier, unfinished run excluded it.
+    EarlierRun(RunId),
 }
 
 /// The verification checks of a region, as they will run.
@@ -360,8 +362,11 @@ impl fmt::Display for Step {
                 weight_from,
             } => {
                 let from = match weight_from {
-                    WeightSource::WhenPlanned => "its weight when planned",
-                    WeightSource::Spec => "readmit_weight in the spec",
+                    WeightSource::WhenPlanned => "its weight when planned".to_owned(),
+                    WeightSource::Spec => "readmit_weight in the spec".to_owned(),
+                    WeightSource::EarlierRun(run) => {
+                        format!("its weight before run {run} excluded it")
+                    }
                 };
                 write!(
                     f,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use secrecy::SecretString;
 
+use super::journal::StepOutcome;
 use super::plan::{
     PlannedStep, RegionPlan, ResolvedRestore, RollbackPlan, RunId, Step, StepId,
     VerificationChecks, WeightSource,
@@ -63,6 +64,18 @@ fn deadline(step: &Step, d: &StepDeadlines, verification_window: Duration) -> Du
     over.unwrap_or(default)
 }
 
+/// What an earlier, unfinished run already did to one service in one region (from
+/// the journal), so a new plan neither repeats nor compounds it.
+#[derive(Debug, Clone)]
+pub(super) struct EarlierWork {
+    pub(super) run: RunId,
+    pub(super) status: super::report::RunStatus,
+    pub(super) region: Region,
+    pub(super) service: crate::model::ServiceId,
+    /// Its steps that succeeded, in plan order.
+    pub(super) done: Vec<(super::plan::StepId, Step, super::journal::StepOutcome)>,
+}
+
 /// What a plan is built from.
 pub(super) struct PlanInput<'a> {
     pub(super) providers: &'a Providers,
@@ -71,6 +84,7 @@ pub(super) struct PlanInput<'a> {
     pub(super) redactor: &'a Redactor,
     pub(super) run_id: RunId,
     pub(super) now: Timestamp,
+    pub(super) earlier: &'a [EarlierWork],
 }
 
 /// Builds and checks a plan. Resolves "previous revision", "last batch", "latest
@@ -84,6 +98,7 @@ pub(super) async fn build(input: PlanInput<'_>) -> Result<RollbackPlan> {
         redactor,
         run_id,
         now,
+        earlier,
     } = input;
     if spec.regions.is_empty() {
         return Err(Error::invalid(
@@ -111,6 +126,7 @@ pub(super) async fn build(input: PlanInput<'_>) -> Result<RollbackPlan> {
         spec,
         secrets,
         redactor,
+        earlier,
         problems: Vec::new(),
         warnings: Vec::new(),
     };
@@ -170,8 +186,41 @@ pub(super) async fn build(input: PlanInput<'_>) -> Result<RollbackPlan> {
         comms: spec.comms.clone(),
         policy: spec.policy,
         warnings: p.warnings,
-        earlier_runs: Vec::new(),
+        earlier_runs: describe_earlier(earlier, spec),
     })
+}
+
+/// One line per earlier, unfinished run of a service in the spec: what it did.
+fn describe_earlier(earlier: &[EarlierWork], spec: &RollbackSpec) -> Vec<String> {
+    earlier
+        .iter()
+        .filter(|w| {
+            spec.regions
+                .iter()
+                .any(|r| r.region == w.region && r.service == w.service)
+        })
+        .map(|w| {
+            let done: Vec<String> = w
+                .done
+                .iter()
+                .map(|(id, _, outcome)| format!("{id}: {outcome}"))
+                .collect();
+            if done.is_empty() {
+                format!(
+                    "{} ({}) in {}: no step completed",
+                    w.run, w.status, w.region
+                )
+            } else {
+                format!(
+                    "{} ({}) in {} already did: {}",
+                    w.run,
+                    w.status,
+                    w.region,
+                    done.join("; ")
+                )
+            }
+        })
+        .collect()
 }
 
 struct Planner<'a> {
@@ -179,6 +228,7 @@ struct Planner<'a> {
     spec: &'a RollbackSpec,
     secrets: &'a BTreeMap<String, SecretString>,
     redactor: &'a Redactor,
+    earlier: &'a [EarlierWork],
     problems: Vec<PlanProblem>,
     warnings: Vec<String>,
 }
@@ -192,6 +242,72 @@ fn missing(region: &Region, provider: &str, needed_for: &str) -> PlanProblem {
 }
 
 impl Planner<'_> {
+    /// What this region's service's earlier, unfinished runs did, newest first.
+    fn earlier_for<'b>(&'b self, r: &'b RegionSpec) -> impl Iterator<Item = &'b EarlierWork> {
+        self.earlier
+            .iter()
+            .rev()
+            .filter(move |w| w.region == r.region && w.service == r.service)
+    }
+
+    /// An earlier run's "last batch" revert: planning "last batch" again would revert
+    /// the batch before it.
+    fn earlier_schema_revert(
+        &self,
+        r: &RegionSpec,
+        target: &MigrationTarget,
+    ) -> Option<(RunId, Vec<String>)> {
+        if *target != MigrationTarget::LastBatch {
+            return None;
+        }
+        self.earlier_for(r).find_map(|w| {
+            w.done
+                .iter()
+                .find_map(|(_, step, outcome)| match (step, outcome) {
+                    (
+                        Step::RollBackSchema { .. },
+                        StepOutcome::SchemaRolledBack { reverted, .. },
+                    ) if !reverted.is_empty() => Some((w.run.clone(), reverted.clone())),
+                    _ => None,
+                })
+        })
+    }
+
+    /// The revision an earlier, unfinished run rolled this region's service back to.
+    fn earlier_rollback(&self, r: &RegionSpec) -> Option<(RunId, crate::model::RevisionId)> {
+        self.earlier_for(r).find_map(|w| {
+            w.done.iter().find_map(|(_, step, _)| match step {
+                Step::RollBackDeployment { service, to, .. } if *service == r.service => {
+                    Some((w.run.clone(), to.clone()))
+                }
+                _ => None,
+            })
+        })
+    }
+
+    /// The weight a region had before an earlier, unfinished run excluded it.
+    fn weight_before_earlier_exclusion(
+        &self,
+        r: &RegionSpec,
+        record: &str,
+    ) -> Option<(u32, RunId)> {
+        self.earlier_for(r).find_map(|w| {
+            w.done
+                .iter()
+                .find_map(|(_, step, outcome)| match (step, outcome) {
+                    (
+                        Step::ExcludeRegion { record: rec, .. },
+                        StepOutcome::Excluded {
+                            previous_weight, ..
+                        },
+                    ) if rec == record && *previous_weight > 0 => {
+                        Some((*previous_weight, w.run.clone()))
+                    }
+                    _ => None,
+                })
+        })
+    }
+
     fn unreadable(&mut self, region: &Region, what: String, e: &Error) {
         self.problems.push(PlanProblem::Unreadable {
             region: Some(region.clone()),
@@ -285,7 +401,14 @@ impl Planner<'_> {
                                 vec![n.clone()]
                             }
                         };
-                        if migrations.is_empty() {
+                        let compounding = self.earlier_schema_revert(r, target);
+                        if let Some((run, reverted)) = compounding {
+                            self.problems.push(PlanProblem::SchemaRevertedByEarlierRun {
+                                region: region.clone(),
+                                run: run.to_string(),
+                                reverted,
+                            });
+                        } else if migrations.is_empty() {
                             self.problems.push(PlanProblem::NothingToRevert {
                                 region: region.clone(),
                                 target: target.clone(),
@@ -423,11 +546,16 @@ impl Planner<'_> {
             }
             (Some(w), _) => Some((w, WeightSource::Spec)),
             (None, 0) if r.readmit != Readmit::Never => {
-                self.problems.push(PlanProblem::NoReadmitWeight {
-                    region: region.clone(),
-                    record: record.to_owned(),
-                });
-                None
+                match self.weight_before_earlier_exclusion(r, record) {
+                    Some((w, run)) => Some((w, WeightSource::EarlierRun(run))),
+                    None => {
+                        self.problems.push(PlanProblem::NoReadmitWeight {
+                            region: region.clone(),
+                            record: record.to_owned(),
+                        });
+                        None
+                    }
+                }
             }
             (None, 0) => None,
             (None, w) => Some((w, WeightSource::WhenPlanned)),
@@ -481,7 +609,21 @@ impl Planner<'_> {
                         return;
                     }
                 };
+                let earlier = self.earlier_rollback(r);
                 let target = match to {
+                    // After an unfinished run rolled back, "previous" is the bad version:
+                    // keep the earlier run's target instead.
+                    RollbackTarget::Previous if earlier.is_some() => {
+                        let (run, done_to) = earlier.expect("checked");
+                        self.warnings.push(format!(
+                            "{region}: run {run} already rolled {} back to {done_to}; this plan keeps {done_to} (\"previous\" now would be {})",
+                            r.service,
+                            history
+                                .rollback_target()
+                                .map_or_else(|| "nothing".to_owned(), |rev| rev.id.to_string())
+                        ));
+                        Some(done_to)
+                    }
                     RollbackTarget::Previous => history.rollback_target().map(|rev| rev.id.clone()),
                     RollbackTarget::Revision(id) => {
                         if !history.contains(id) {

@@ -122,6 +122,16 @@ pub enum PlanProblem {
         /// The record set.
         record: String,
     },
+    /// "Last batch" would revert a second batch: an earlier, unfinished run of this
+    /// service already reverted one.
+    SchemaRevertedByEarlierRun {
+        /// The region.
+        region: Region,
+        /// The earlier run.
+        run: String,
+        /// What it reverted.
+        reverted: Vec<String>,
+    },
     /// The region has no step.
     NothingToDo {
         /// The region.
@@ -209,6 +219,15 @@ impl fmt::Display for PlanProblem {
             PlanProblem::ExcludesEveryRegion { record } => write!(
                 f,
                 "{record}: every region with traffic would be excluded at once, and an all-zero record set routes to all of them; keep at least one region in routing"
+            ),
+            PlanProblem::SchemaRevertedByEarlierRun {
+                region,
+                run,
+                reverted,
+            } => write!(
+                f,
+                "{region}: run {run} already reverted [{}] and did not finish; \"last batch\" now would revert the batch before it: resume {run}, or name the migration to revert",
+                reverted.join(", ")
             ),
             PlanProblem::NothingToDo { region } => write!(f, "{region}: nothing to do"),
         }
