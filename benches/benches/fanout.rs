@@ -12,9 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use meshos_rollback_core::clock::{SharedClock, SystemClock};
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::{Fault, FaultLayer, FaultPlan, FaultRule, Layered};
-use meshos_rollback_core::memory::{InMemoryWorld, fleet};
 use meshos_rollback_core::model::{Incident, Region, Revision, Severity};
 use meshos_rollback_core::provider::TrafficShifter;
+use meshos_rollback_core::testing::{InMemoryWorld, fleet};
 
 /// Injected latency of one call, different per region and per operation.
 fn latency(i: usize, op: usize) -> Duration {

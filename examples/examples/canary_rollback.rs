@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use meshos_rollback_core::clock::{SharedClock, TokioClock};
 use meshos_rollback_core::engine::*;
-use meshos_rollback_core::memory::{InMemoryWorld, fleet};
 use meshos_rollback_core::model::{Region, Revision, ServiceRef};
+use meshos_rollback_core::testing::{InMemoryWorld, fleet};
 use meshos_rollback_examples::{Console, section};
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use meshos_rollback_core::clock::{SharedClock, TokioClock};
 use meshos_rollback_core::engine::*;
-use meshos_rollback_core::memory::{InMemoryWorld, fleet};
 use meshos_rollback_core::model::{Incident, Region, Severity};
 use meshos_rollback_core::provider::{DbInstanceId, DbRestorer, RestorePoint};
+use meshos_rollback_core::testing::{InMemoryWorld, fleet};
 use meshos_rollback_examples::{Console, section};
 use secrecy::{ExposeSecret, SecretString};
 

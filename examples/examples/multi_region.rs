@@ -11,9 +11,9 @@ use meshos_rollback_core::ErrorKind;
 use meshos_rollback_core::clock::{SharedClock, TokioClock};
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::*;
-use meshos_rollback_core::memory::{InMemoryWorld, fleet};
 use meshos_rollback_core::model::{Incident, Region, Revision, Severity};
 use meshos_rollback_core::provider::Deployer;
+use meshos_rollback_core::testing::{InMemoryWorld, fleet};
 use meshos_rollback_examples::{Console, section};
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]

@@ -28,6 +28,7 @@
 //! |---|---|---|
 //! | `mocks` | no | mockall mocks of every provider trait (`MockDeployer`, …) |
 //! | `conformance` | no | the conformance suites |
+//! | `testing` | no | `testing`: the playbook's demo fleet in memory (`InMemoryWorld`, `fleet`) |
 //!
 //! Start with [`engine::Engine`]; the workspace README has a walk-through.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -44,6 +45,8 @@ pub mod model;
 pub mod observation;
 pub mod provider;
 pub mod redact;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wait;
 
 pub use error::{Error, ErrorKind, Result};

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use common::*;
 use meshos_rollback_core::engine::*;
-use meshos_rollback_core::memory::fleet;
 use meshos_rollback_core::model::{Revision, ServiceRef};
 use meshos_rollback_core::provider::{TrafficShifter, traffic_share};
+use meshos_rollback_core::testing::fleet;
 
 fn watch(s: &Scenario) -> (CanaryWatch, RollbackSpec) {
     let r = &s.regions[0];

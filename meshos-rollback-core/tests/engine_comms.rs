@@ -11,10 +11,11 @@ use common::*;
 use jiff::Timestamp;
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::{Layered, TraceLayer};
-use meshos_rollback_core::memory::{InMemoryDeployer, fleet};
+use meshos_rollback_core::memory::InMemoryDeployer;
 use meshos_rollback_core::model::*;
 use meshos_rollback_core::observation::Metrics;
 use meshos_rollback_core::provider::*;
+use meshos_rollback_core::testing::fleet;
 use meshos_rollback_core::{Error, Result};
 use secrecy::{ExposeSecret, SecretString};
 

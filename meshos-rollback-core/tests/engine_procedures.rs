@@ -7,9 +7,10 @@ use std::time::Duration;
 use common::*;
 use meshos_rollback_core::ErrorKind;
 use meshos_rollback_core::engine::*;
-use meshos_rollback_core::memory::{RestoredFrom, fleet};
+use meshos_rollback_core::memory::RestoredFrom;
 use meshos_rollback_core::model::RollbackTarget;
 use meshos_rollback_core::provider::*;
+use meshos_rollback_core::testing::fleet;
 use secrecy::ExposeSecret;
 
 #[tokio::test(start_paused = true)]

@@ -9,9 +9,10 @@ use std::time::Duration;
 use common::*;
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::*;
-use meshos_rollback_core::memory::{InMemoryLock, fleet};
+use meshos_rollback_core::memory::InMemoryLock;
 use meshos_rollback_core::model::{ServiceRef, Severity};
 use meshos_rollback_core::provider::{DbInstanceId, DbRestorer, LockKey, RollbackLock};
+use meshos_rollback_core::testing::fleet;
 use meshos_rollback_core::{Error, ErrorKind};
 
 #[tokio::test(start_paused = true)]

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use common::*;
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::{Fault, FaultLayer, FaultPlan, FaultRule};
-use meshos_rollback_core::memory::{InMemoryDnsSwitcher, InMemoryLock, fleet};
+use meshos_rollback_core::memory::{InMemoryDnsSwitcher, InMemoryLock};
 use meshos_rollback_core::model::{Region, ServiceId, ServiceRef};
 use meshos_rollback_core::provider::*;
+use meshos_rollback_core::testing::fleet;
 use meshos_rollback_core::{Error, ErrorKind, Result};
 
 fn schema_spec(r: &Region) -> RollbackSpec {

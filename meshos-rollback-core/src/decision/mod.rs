@@ -11,7 +11,7 @@
 //! `NaN` inputs never read as healthy: they lead to
 //! [`Outcome::NoData`], which the caller must handle. So do impossible values (a
 //! negative error rate, an infinite P95, a CPU above 100 %): every evaluator reads
-//! metrics through [`validate`](crate::observation::validate), treats an invalid
+//! metrics through [`validate`], treats an invalid
 //! value as missing, and names it with its reason in the no-data outcome.
 
 mod canary;

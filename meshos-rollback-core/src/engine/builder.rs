@@ -12,8 +12,7 @@ use super::journal::{FileJournal, InMemoryJournal, Journal};
 use super::progress::ProgressObserver;
 use super::providers::Providers;
 use crate::clock::{SharedClock, SystemClock};
-use crate::memory::InMemoryLock;
-use crate::provider::RollbackLock;
+use crate::provider::{InMemoryLock, RollbackLock};
 use crate::redact::Redactor;
 use crate::{Error, Result};
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use meshos_rollback_core::clock::{SharedClock, TokioClock};
 use meshos_rollback_core::engine::*;
-use meshos_rollback_core::memory::{InMemoryWorld, fleet};
 use meshos_rollback_core::model::{Incident, Region, Revision, ServiceRef, Severity};
 use meshos_rollback_core::provider::Deployer;
+use meshos_rollback_core::testing::{InMemoryWorld, fleet};
 
 pub struct Scenario {
     pub clock: SharedClock,

@@ -1,4 +1,6 @@
-//! A whole in-memory fleet: every provider for a set of regions, on one clock.
+//! The playbook's demo fleet in memory: every provider for a set of regions, on one
+//! clock, with the Mesh OS names. For tests, examples and demos (feature `testing`);
+//! not part of the library's API for real rollbacks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,10 +8,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::*;
 use crate::clock::SharedClock;
 use crate::engine::{Providers, RegionProviders};
 use crate::layer::{Layer, Layered};
+use crate::memory::*;
 use crate::model::{Region, Revision, ServiceId, ServiceRef};
 use crate::observation::Metrics;
 use crate::provider::*;
