@@ -13,6 +13,7 @@ use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::*;
 use meshos_rollback_core::model::{Incident, Region, Revision, Severity};
 use meshos_rollback_core::provider::Deployer;
+use meshos_rollback_core::redact::Redactor;
 use meshos_rollback_core::testing::{InMemoryWorld, fleet};
 use meshos_rollback_examples::{Console, section};
 
@@ -50,13 +51,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .on_provider("eu-west-1")
             .times(2),
     );
+    // One redactor for the engine and the trace layer: what the engine masks, the
+    // logs mask too.
+    let redactor = Redactor::new();
     let layer = standard_stack(
         RetryLayer::new(RetryPolicy::default(), RetryBudget::new(20, 0.1)),
         TimeoutLayer::standard(),
+        &redactor,
     )
     .around(FaultLayer::new(faults.clone()));
     let engine = Engine::builder(world.layered_providers(layer))
         .with_clock(clock.clone())
+        .with_redactor(redactor)
         .with_observer(console.clone())
         .ephemeral()
         .build()?;

@@ -833,3 +833,24 @@ async fn a_region_left_out_by_a_failed_run_is_readmitted_at_its_weight_before() 
     assert_eq!(report.status, RunStatus::Succeeded, "{report}");
     assert_eq!(s.weight(&r).await, 100);
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_entry_carries_the_runs_lease_tokens_for_fencing() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    let engine = s.engine();
+    let plan = engine.plan(&quick(single_region_spec(&s, &r))).await.unwrap();
+    let run = plan.run_id().clone();
+    engine.execute(plan, s.manual_for(&r)).await.unwrap();
+    let entries = engine.journal().load(&run).await.unwrap();
+    let key = LockKey::for_service(&ServiceRef::new(r.clone(), fleet::api(&r)));
+    for e in &entries {
+        assert_eq!(e.fence.len(), 1, "{e:?}");
+        assert_eq!(e.fence[0].lock, key);
+        assert!(!e.fence[0].token.is_empty());
+    }
+    // The lease was released at the end: the next run takes it at once.
+    let plan = engine.plan(&quick(single_region_spec(&s, &r))).await.unwrap();
+    engine.execute(plan, s.manual_for(&r)).await.unwrap();
+}

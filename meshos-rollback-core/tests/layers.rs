@@ -190,6 +190,7 @@ async fn conformance_holds_through_the_standard_stack() {
     let layer = standard_stack(
         RetryLayer::new(RetryPolicy::default(), RetryBudget::new(100, 0.1)),
         TimeoutLayer::standard(),
+        &meshos_rollback_core::redact::Redactor::new(),
     )
     .around(FaultLayer::new(plan.clone()));
     let layered = Layered::new(Arc::new(d) as Arc<dyn Deployer>, layer);

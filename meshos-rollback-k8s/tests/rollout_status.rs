@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use meshos_rollback_core::ErrorKind;
 use meshos_rollback_core::model::{RollbackTarget, ServiceId};
 use meshos_rollback_core::provider::{Deployer, ImageUpdate, InstanceState, RolloutPhase};
+use meshos_rollback_core::wait::Backoff;
 use meshos_rollback_k8s::testing::{ImageFailure, TestApiServer};
 use serde_json::json;
 
@@ -179,6 +180,41 @@ async fn waiting_polls_when_the_server_cannot_watch() {
             .filter(|r| r.method == "GET" && r.path.ends_with("/deployments/meshos-api"))
             .count()
             >= 2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_checks_bounds_a_watched_wait_too() {
+    // Pods that take an hour to be ready: the rollout stays in progress while the
+    // watch sees nothing; only max_checks ends the wait.
+    let server = TestApiServer::builder()
+        .with_pod_ready_after(Duration::from_secs(3600))
+        .with_tick(Duration::from_millis(10))
+        .start()
+        .await
+        .unwrap();
+    let ns = common::unique("bounded");
+    let svc = ServiceId::kubernetes(&ns, "meshos-api");
+    server
+        .apply(common::manifest(&ns, "meshos-api", V1, 3))
+        .unwrap();
+    let d = common::deployer(&server).with_poll_backoff(Backoff {
+        initial: Duration::from_millis(20),
+        factor: 1.5,
+        max_interval: Duration::from_millis(100),
+        max_checks: Some(3),
+    });
+    let err = common::within(20, d.wait_until_stable(&svc))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(
+        err.to_string().contains("still not done after 3 checks"),
+        "{err}"
+    );
+    assert!(
+        server.requests().iter().any(|r| r.is_watch()),
+        "it was watching, not polling"
     );
 }
 

@@ -52,6 +52,7 @@ fn entry(run: &RunId, seq: u64, event: JournalEvent) -> JournalEntry {
         at: Timestamp::from_second(1_761_818_400 + i64::try_from(seq).expect("small seq"))
             .expect("a valid time"),
         event,
+        fence: Vec::new(),
     }
 }
 

@@ -32,6 +32,21 @@ pub struct JournalEntry {
     pub at: Timestamp,
     /// What happened.
     pub event: JournalEvent,
+    /// The leases the run held when it wrote this entry (lock and token). A journal
+    /// that can fence (a shared store holding the locks too) refuses an entry whose
+    /// tokens are no longer current, so a run that lost its lease cannot record
+    /// progress it should not make.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fence: Vec<FenceToken>,
+}
+
+/// A lease's proof of holding, as carried by a journal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceToken {
+    /// The lock.
+    pub lock: crate::provider::LockKey,
+    /// The lease's token.
+    pub token: String,
 }
 
 /// What a journal line records. Every text is already redacted.
@@ -796,6 +811,7 @@ mod file_journal_tests {
             seq,
             at: Timestamp::UNIX_EPOCH,
             event: JournalEvent::RunResumed,
+            fence: Vec::new(),
         }
     }
 

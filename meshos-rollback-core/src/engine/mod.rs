@@ -50,8 +50,8 @@ pub use checklist::{
     RollbackRequest, TimelineEntry, Trigger,
 };
 pub use journal::{
-    DataLossWindow, FileJournal, InMemoryJournal, Journal, JournalEntry, JournalEvent, PreState,
-    StepOutcome,
+    DataLossWindow, FenceToken, FileJournal, InMemoryJournal, Journal, JournalEntry, JournalEvent,
+    PreState, StepOutcome,
 };
 pub use plan::{
     PlannedStep, RegionPlan, ResolvedRestore, RollbackPlan, RunId, Step, StepId,

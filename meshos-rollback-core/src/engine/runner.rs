@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::api::Inner;
 use super::checklist::RollbackRequest;
 use super::comms::{self, RegionProgress};
-use super::journal::{JournalEntry, JournalEvent, StepStates};
+use super::journal::{FenceToken, JournalEntry, JournalEvent, StepStates};
 use super::plan::{PlannedStep, RegionPlan, RollbackPlan};
 use super::progress::{ProgressEvent, RunControl};
 use super::report::{ReportBuilder, RunReport, RunStatus};
@@ -109,11 +109,22 @@ impl Run {
     /// and makes the run's status [`RunStatus::JournalFailed`].
     pub(super) async fn append(&self, event: JournalEvent) -> Result<()> {
         let mut seq = self.seq.lock().await;
+        let fence = self
+            .leases
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|l| FenceToken {
+                lock: l.key.clone(),
+                token: l.token.clone(),
+            })
+            .collect();
         let entry = JournalEntry {
             run_id: self.plan.run_id.clone(),
             seq: *seq + 1,
             at: self.engine.clock.now(),
             event,
+            fence,
         };
         let result: Result<JournalEntry> = async {
             let entry = redact_entry(&self.engine.redactor, entry)?;

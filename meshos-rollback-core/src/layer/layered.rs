@@ -28,7 +28,8 @@ use crate::provider::*;
 /// let budget = RetryBudget::new(20, 0.1); // shared by every region
 /// let inner: Arc<dyn Deployer> =
 ///     Arc::new(InMemoryDeployer::new(Region::new("us-east-1").unwrap(), Arc::new(SystemClock)));
-/// let layer = standard_stack(RetryLayer::new(RetryPolicy::default(), budget), TimeoutLayer::standard());
+/// let redactor = meshos_rollback_core::redact::Redactor::new(); // share with the engine
+/// let layer = standard_stack(RetryLayer::new(RetryPolicy::default(), budget), TimeoutLayer::standard(), &redactor);
 /// let deployer: Arc<dyn Deployer> = Arc::new(Layered::new(inner, layer));
 /// assert_eq!(deployer.to_string(), "InMemoryDeployer(us-east-1)");
 /// ```

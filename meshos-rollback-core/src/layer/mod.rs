@@ -129,10 +129,14 @@ pub trait LayerExt: Layer + Sized {
 
 impl<L: Layer> LayerExt for L {}
 
-/// The recommended stack: tracing around retry around a per-attempt timeout.
+/// The recommended stack: tracing around retry around a per-attempt timeout. The
+/// trace layer masks with `redactor`: pass the engine's
+/// ([`EngineBuilder::with_redactor`](crate::engine::EngineBuilder::with_redactor)
+/// takes the same one), so secrets the engine knows never reach the logs.
 pub fn standard_stack(
     retry: RetryLayer,
     timeout: TimeoutLayer,
+    redactor: &crate::redact::Redactor,
 ) -> Stack<TraceLayer, Stack<RetryLayer, TimeoutLayer>> {
-    TraceLayer::default().around(retry.around(timeout))
+    TraceLayer::redacting(redactor.clone()).around(retry.around(timeout))
 }

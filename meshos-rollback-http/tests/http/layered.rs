@@ -33,6 +33,7 @@ fn stack() -> impl meshos_rollback_core::layer::Layer + Clone {
     standard_stack(
         RetryLayer::new(policy, RetryBudget::new(10, 0.1)),
         TimeoutLayer::new(Duration::from_secs(5)),
+        &meshos_rollback_core::redact::Redactor::new(),
     )
 }
 

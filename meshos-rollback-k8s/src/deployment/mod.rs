@@ -220,7 +220,8 @@ impl K8sDeployer {
     }
 
     /// The polling pace when the server cannot watch (default 1 s doubling to 10 s).
-    /// Its `max_checks`, if set, bounds the wait with [`Error::Timeout`].
+    /// Its `max_checks`, if set, bounds the wait with [`Error::Timeout`], counting
+    /// every look at the rollout, watching or polling.
     pub fn with_poll_backoff(mut self, backoff: Backoff) -> Self {
         self.poll = backoff;
         self
@@ -537,6 +538,7 @@ impl Deployer for K8sDeployer {
         let mut can_watch = self.watch;
         let mut watch_failures: u32 = 0;
         let mut polls: u32 = 0;
+        let mut checks: u32 = 0;
         let started = tokio::time::Instant::now();
         loop {
             let Observation {
@@ -544,6 +546,7 @@ impl Deployer for K8sDeployer {
                 resource_version: rv,
                 until_grace,
             } = self.observe(ns, name).await?;
+            checks += 1;
             match status.phase {
                 RolloutPhase::Complete => return Ok(status),
                 RolloutPhase::Failed => {
@@ -558,6 +561,19 @@ impl Deployer for K8sDeployer {
                 RolloutPhase::InProgress => {
                     tracing::debug!(provider = %self, deployment = %format!("{ns}/{name}"), message = %status.message, "waiting");
                 }
+            }
+            // Watching or polling, `max_checks` bounds how often the rollout is looked
+            // at: nothing waits forever.
+            if let Some(max) = self.poll.max_checks
+                && checks >= max
+            {
+                return Err(Error::Timeout {
+                    operation: format!(
+                        "{self}: rollout of deployment {ns}/{name} (still not done after {checks} checks: {})",
+                        status.message
+                    ),
+                    after: started.elapsed(),
+                });
             }
             if can_watch && watch.is_none() {
                 match self.open_watch(ns, name, &rv).await {
@@ -581,17 +597,6 @@ impl Deployer for K8sDeployer {
                 }
             }
             let Some(stream) = watch.as_mut() else {
-                if let Some(max) = self.poll.max_checks
-                    && polls + 1 >= max
-                {
-                    return Err(Error::Timeout {
-                        operation: format!(
-                            "{self}: rollout of deployment {ns}/{name} (still not done after {} checks)",
-                            polls + 1
-                        ),
-                        after: started.elapsed(),
-                    });
-                }
                 let pause = self.poll.interval(polls);
                 let pause =
                     until_grace.map_or(pause, |left| pause.min(left + Duration::from_millis(100)));
