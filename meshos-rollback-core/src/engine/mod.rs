@@ -2,16 +2,19 @@
 //!
 //! 1. A [`RollbackSpec`] (from code or a TOML/YAML file) says which regions and which
 //!    procedures. [`Engine::plan`] turns it into a [`RollbackPlan`]: ordered, typed steps
-//!    per region with explicit revisions, checked against the providers' capabilities.
-//!    Print it for a dry run; an impossible plan is refused before anything changes.
+//!    per region with everything resolved (revisions, migrations, snapshots, weights)
+//!    and a deadline each, checked against the providers' capabilities and the
+//!    journal's unfinished runs. Print it for a dry run; an impossible plan is refused
+//!    with every [`PlanProblem`] before anything changes.
 //! 2. [`Engine::execute`] passes the [pre-rollback checklist](PreRollbackChecklist)
 //!    gate (manual rollbacks) or records why an automatic one went ahead, locks each
-//!    service and region, announces the rollback, and runs the regions in parallel
-//!    (at most `max_parallel`), steps in order within a region.
+//!    service and region for this run, announces the rollback, and runs the regions in
+//!    parallel (at most `max_parallel`), steps in order within a region.
 //! 3. Every step's start (with the state it is about to change) and outcome go to the
 //!    [`Journal`] before and after it acts; [`Engine::resume`] continues an interrupted
-//!    run without repeating completed steps, and every step is idempotent, so the one
-//!    in flight at a crash is a no-op when it already took effect.
+//!    run without repeating completed steps, and every step kind (one module each in
+//!    `steps/`) is idempotent, so the one in flight at a crash is a no-op when it
+//!    already took effect.
 //! 4. Verification holds the metrics under the limits for the window, probes health
 //!    endpoints, runs smoke tests and counts customer reports, and says plainly whether
 //!    the rollback fixed things.
