@@ -840,7 +840,10 @@ async fn every_entry_carries_the_runs_lease_tokens_for_fencing() {
     let r = s.regions[0].clone();
     s.deploy_bad(&r).await;
     let engine = s.engine();
-    let plan = engine.plan(&quick(single_region_spec(&s, &r))).await.unwrap();
+    let plan = engine
+        .plan(&quick(single_region_spec(&s, &r)))
+        .await
+        .unwrap();
     let run = plan.run_id().clone();
     engine.execute(plan, s.manual_for(&r)).await.unwrap();
     let entries = engine.journal().load(&run).await.unwrap();
@@ -851,6 +854,9 @@ async fn every_entry_carries_the_runs_lease_tokens_for_fencing() {
         assert!(!e.fence[0].token.is_empty());
     }
     // The lease was released at the end: the next run takes it at once.
-    let plan = engine.plan(&quick(single_region_spec(&s, &r))).await.unwrap();
+    let plan = engine
+        .plan(&quick(single_region_spec(&s, &r)))
+        .await
+        .unwrap();
     engine.execute(plan, s.manual_for(&r)).await.unwrap();
 }

@@ -21,7 +21,7 @@ if ! "$_moto_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(
 fi
 
 _moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-MOTO_ECS_SERVICE_RUNNING=2 "$_moto_venv/bin/moto_server" -H 127.0.0.1 -p "$_moto_port" \
+MOTO_RECORDER_FILEPATH="$_moto_dir/moto_recording" MOTO_ECS_SERVICE_RUNNING=2 "$_moto_venv/bin/moto_server" -H 127.0.0.1 -p "$_moto_port" \
   >"$_moto_dir/moto.log" 2>&1 &
 _moto_pid=$!
 MESHOS_TEST_PIDS="${MESHOS_TEST_PIDS:-} $_moto_pid"

@@ -18,8 +18,8 @@ use super::progress::{ProgressEvent, RunControl};
 use super::report::{ReportBuilder, RunReport, RunStatus};
 use super::spec::PartialFailure;
 use super::steps::{self, StepCtx, StepFailure};
-use crate::model::{Region, Severity};
-use crate::provider::{Escalation, Lease, Message, MessageKind};
+use crate::model::{Region, ServiceRef, Severity};
+use crate::provider::{Escalation, Lease, LockKey, Message, MessageKind};
 use crate::redact::Redactor;
 use crate::{Error, Result};
 
@@ -109,16 +109,7 @@ impl Run {
     /// and makes the run's status [`RunStatus::JournalFailed`].
     pub(super) async fn append(&self, event: JournalEvent) -> Result<()> {
         let mut seq = self.seq.lock().await;
-        let fence = self
-            .leases
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|l| FenceToken {
-                lock: l.key.clone(),
-                token: l.token.clone(),
-            })
-            .collect();
+        let fence = self.fence_for(&event);
         let entry = JournalEntry {
             run_id: self.plan.run_id.clone(),
             seq: *seq + 1,
@@ -148,6 +139,42 @@ impl Run {
             None => *report = Some(ReportBuilder::start(&entry)?),
         }
         Ok(())
+    }
+
+    /// The lease tokens an entry carries: a step's entries carry its region's lease
+    /// (so each entry stays small however many regions run), run-wide entries every
+    /// lease.
+    fn fence_for(&self, event: &JournalEvent) -> Vec<FenceToken> {
+        let step = match event {
+            JournalEvent::StepStarted { step, .. }
+            | JournalEvent::StepSucceeded { step, .. }
+            | JournalEvent::StepFailed { step, .. }
+            | JournalEvent::StepInterrupted { step, .. }
+            | JournalEvent::StepSkipped { step, .. } => Some(step),
+            _ => None,
+        };
+        let key = step.and_then(|id| {
+            let region = id.as_str().split('/').next()?;
+            let rp = self
+                .plan
+                .regions
+                .iter()
+                .find(|r| r.region.as_str() == region)?;
+            Some(LockKey::for_service(&ServiceRef::new(
+                rp.region.clone(),
+                rp.service.clone(),
+            )))
+        });
+        self.leases
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| key.as_ref().is_none_or(|k| *k == l.key))
+            .map(|l| FenceToken {
+                lock: l.key.clone(),
+                token: l.token.clone(),
+            })
+            .collect()
     }
 
     /// Appends where the caller goes on either way; the failure is kept by `append`
@@ -764,9 +791,13 @@ fn redact_entry(redactor: &Redactor, entry: JournalEntry) -> Result<JournalEntry
         message: format!("cannot redact an entry: {e}"),
         source: Some(Box::new(e)),
     };
-    let mut v = serde_json::to_value(&entry).map_err(encode)?;
+    // The event holds every text; ids, times and lease tokens need no masking.
+    let mut v = serde_json::to_value(&entry.event).map_err(encode)?;
     walk(redactor, &mut v);
-    serde_json::from_value(v).map_err(encode)
+    Ok(JournalEntry {
+        event: serde_json::from_value(v).map_err(encode)?,
+        ..entry
+    })
 }
 
 /// Aborts a spawned task when dropped.
