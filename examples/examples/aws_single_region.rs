@@ -75,6 +75,10 @@ async fn main() -> Result<(), BoxError> {
     // ---- The rollback: only backend calls from here on are counted.
     let ecs = EcsDeployer::builder(&config)
         .with_cluster(&incident.cluster)
+        // moto has no ECS deployment history (ListServiceDeployments): "previous" is
+        // the family's previous revision, which the staging above deployed. On a real
+        // account leave this off: the history says which revision last completed.
+        .with_family_fallback(true)
         .build()?;
     let alb = AlbTrafficShifter::builder(&config).build()?;
     let dns = Route53DnsSwitcher::builder(&config, &incident.zone).build()?;

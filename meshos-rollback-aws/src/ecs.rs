@@ -9,11 +9,14 @@
 //! | `wait services-stable` | [`Deployer::wait_until_stable`], adaptive and bounded |
 //! | `kubectl set env DATABASE_URL=...` (ECS form) | [`Deployer::set_env`]: a new task-definition revision |
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::error::ProvideErrorMetadata;
 use aws_sdk_ecs::types::{
     ContainerDefinition, DeploymentRolloutState, HealthStatus, KeyValuePair,
@@ -37,6 +40,12 @@ use crate::sdk::{prepare_client, timestamp};
 /// How many earlier revisions [`Deployer::revisions`] lists.
 const HISTORY_LEN: usize = 10;
 
+/// How many pages of ListServiceDeployments (20 each) the history reads at most.
+const HISTORY_PAGES: usize = 5;
+
+/// DescribeServiceRevisions accepts at most 20 ARNs per call (ECS API reference).
+const REVISIONS_PER_CALL: usize = 20;
+
 /// Whether the ECS service-deployment API (ListServiceDeployments,
 /// StopServiceDeployment) answers at this endpoint; learned on first use.
 const API_UNKNOWN: u8 = 0;
@@ -49,6 +58,7 @@ pub struct EcsDeployerBuilder {
     client: aws_sdk_ecs::Client,
     cluster: Option<String>,
     wait: Backoff,
+    family_fallback: bool,
 }
 
 impl EcsDeployerBuilder {
@@ -64,6 +74,7 @@ impl EcsDeployerBuilder {
             client,
             cluster: None,
             wait: EcsDeployer::default_wait(),
+            family_fallback: false,
         }
     }
 
@@ -80,16 +91,39 @@ impl EcsDeployerBuilder {
         self
     }
 
+    /// Allows the rollback target "previous" to be the task-definition family's
+    /// revision below the current one when the service has no deployment history to
+    /// read (ListServiceDeployments missing or denied, as on emulators). Off by
+    /// default: that revision may never have been deployed. When it is used, a
+    /// warning says "revision N-1 of family F, which may never have been deployed".
+    pub fn with_family_fallback(mut self, enabled: bool) -> Self {
+        self.family_fallback = enabled;
+        self
+    }
+
     /// Checks the configuration: a region is required, and an HTTP client (installed
     /// here when missing and the `default-http-client` feature is on).
+    ///
+    /// The client's own retries are turned off: retrying is the job of core's retry
+    /// layer, and two retry loops stacked multiply the attempts (3 SDK attempts for
+    /// each of the layer's) and hide throttling from the layer's shared budget.
     pub fn build(self) -> Result<EcsDeployer> {
         let (client, region) = prepare_client!("EcsDeployer", self.client, aws_sdk_ecs);
+        let client = aws_sdk_ecs::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
         Ok(EcsDeployer {
             client,
             region,
             cluster: self.cluster,
             wait: self.wait,
+            family_fallback: self.family_fallback,
             service_deployments_api: AtomicU8::new(API_UNKNOWN),
+            targets: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -98,18 +132,30 @@ impl EcsDeployerBuilder {
 ///
 /// Revisions are task-definition ARNs. Services are [`ServiceId::Ecs`].
 ///
-/// * **Rollback target** ([`RollbackTarget::Previous`]), first that answers: the
-///   previous deployment's task definition while a deployment is in progress (the
-///   playbook's `deployments[1]`); the service's deployment history
-///   (ListServiceDeployments + DescribeServiceRevisions); the previous revision of the
+/// * **Rollback target** ([`RollbackTarget::Previous`]): the task definition of the
+///   last deployment that completed successfully, never a `FAILED` one nor the failed
+///   side of a rollback. First that answers: an older deployment still listed by
+///   DescribeServices with `rolloutState` COMPLETED (the playbook's `deployments[1]`);
+///   the service's deployment history (ListServiceDeployments with status SUCCESSFUL,
+///   every page up to a bound, + DescribeServiceRevisions); and only with
+///   [`EcsDeployerBuilder::with_family_fallback`], the previous revision of the
 ///   task-definition family.
+/// * **Circuit-breaker rollback**: while the deployment circuit breaker rolls the
+///   service back (the PRIMARY deployment's reason says it is rolling back, or a
+///   service deployment is `ROLLBACK_REQUESTED`/`ROLLBACK_IN_PROGRESS`), the failed
+///   revision is "current" and the circuit breaker's target is "previous"; rolling
+///   back to that target starts nothing and adopts the circuit breaker's rollback.
 /// * **Roll back**: `UpdateService(taskDefinition, forceNewDeployment)`; for an
 ///   in-progress deployment whose source is the target, `StopServiceDeployment` with
 ///   `stopType=ROLLBACK` where the API offers it. The target already running changes
 ///   nothing.
 /// * **Wait**: the `services-stable` semantics (one deployment, running = desired,
-///   rollout completed); a `FAILED` rollout fails the wait. Polls quickly at first,
-///   backing off, for a bounded number of checks.
+///   rollout completed). It fails when the PRIMARY deployment is `FAILED`, or the
+///   deployment of the revision this deployer last moved the service to; an older
+///   `FAILED` deployment still draining beside a healthy rollback is progress. Polls
+///   quickly at first, backing off, for a bounded number of checks.
+/// * **Retries**: none of its own (the SDK client's are turned off at `build()`);
+///   wrap it in core's retry layer.
 /// * **set_env / set_image**: registers a new revision copied from the current one
 ///   with only that change, then points the service at it. Values are secret and
 ///   never logged.
@@ -122,7 +168,11 @@ pub struct EcsDeployer {
     region: String,
     cluster: Option<String>,
     wait: Backoff,
+    family_fallback: bool,
     service_deployments_api: AtomicU8,
+    /// The revision each service was last moved to by this deployer, so a wait can
+    /// tell "my rollout failed and the circuit breaker undid it" from progress.
+    targets: Mutex<HashMap<String, String>>,
 }
 
 impl EcsDeployer {
@@ -271,9 +321,59 @@ impl EcsDeployer {
         })
     }
 
+    /// Whether a failed ListServiceDeployments means "this API is not here": then it
+    /// is remembered and not asked again. Throttling is an error to retry instead.
+    fn note_missing<E: ProvideErrorMetadata>(
+        &self,
+        e: &aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    ) {
+        if is_missing_operation(e)
+            || matches!(class_of(e), Class::PermissionDenied | Class::Unsupported)
+        {
+            self.service_deployments_api
+                .store(API_MISSING, Ordering::Relaxed);
+        }
+    }
+
+    /// Task definitions of service revisions, in the order of `arns` (unknown ones
+    /// left out). DescribeServiceRevisions takes 20 ARNs per call.
+    async fn task_definitions_of_revisions(
+        &self,
+        what: &str,
+        arns: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let mut found: Vec<(String, String)> = Vec::new();
+        for chunk in arns.chunks(REVISIONS_PER_CALL) {
+            let revs = self
+                .client
+                .describe_service_revisions()
+                .set_service_revision_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| from_sdk(self, format!("service revisions of {what}"), e))?;
+            for r in revs.service_revisions() {
+                if let (Some(arn), Some(td)) = (r.service_revision_arn(), r.task_definition()) {
+                    found.push((arn.to_owned(), td.to_owned()));
+                }
+            }
+        }
+        Ok(arns
+            .iter()
+            .filter_map(|a| found.iter().find(|(r, _)| r == a).cloned())
+            .collect())
+    }
+
     /// Task definitions of the service's successful deployments, newest first, from
     /// the service-deployment history; `None` when that API is not available here
     /// (older endpoints, emulators, IAM policies without `ecs:ListServiceDeployments`).
+    ///
+    /// Only SUCCESSFUL service deployments count: a ROLLBACK_SUCCESSFUL or
+    /// ROLLBACK_FAILED one has the failed revision as its `targetServiceRevision`
+    /// (ECS API reference, ServiceDeployment). Every page is read (`nextToken`), up to
+    /// [`HISTORY_PAGES`].
     async fn deployment_history(
         &self,
         cluster: &str,
@@ -282,39 +382,63 @@ impl EcsDeployer {
         if self.service_deployments_api.load(Ordering::Relaxed) == API_MISSING {
             return Ok(None);
         }
-        let listed = self
-            .client
-            .list_service_deployments()
-            .cluster(cluster)
-            .service(service)
-            .status(ServiceDeploymentStatus::Successful)
-            .max_results(20)
-            .send()
-            .await;
-        let out = match listed {
-            Ok(out) => out,
-            Err(e) if class_of(&e) == Class::Throttled => {
-                return Err(from_sdk(
-                    self,
-                    format!("deployments of {cluster}/{service}"),
-                    e,
-                ));
-            }
-            Err(e) => {
-                if is_missing_operation(&e)
-                    || matches!(class_of(&e), Class::PermissionDenied | Class::Unsupported)
-                {
-                    self.service_deployments_api
-                        .store(API_MISSING, Ordering::Relaxed);
+        let mut briefs = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let listed = self
+                .client
+                .list_service_deployments()
+                .cluster(cluster)
+                .service(service)
+                .status(ServiceDeploymentStatus::Successful)
+                .max_results(20)
+                .set_next_token(next.take())
+                .send()
+                .await;
+            let out = match listed {
+                Ok(out) => out,
+                Err(e) if class_of(&e) == Class::Throttled => {
+                    return Err(from_sdk(
+                        self,
+                        format!("deployments of {cluster}/{service}"),
+                        e,
+                    ));
                 }
-                return Ok(None);
+                // A later page failing leaves the pages read so far.
+                Err(e) if briefs.is_empty() => {
+                    self.note_missing(&e);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    return Err(from_sdk(
+                        self,
+                        format!("deployments of {cluster}/{service}"),
+                        e,
+                    ));
+                }
+            };
+            self.service_deployments_api
+                .store(API_AVAILABLE, Ordering::Relaxed);
+            briefs.extend(out.service_deployments().iter().cloned());
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => break,
             }
-        };
-        self.service_deployments_api
-            .store(API_AVAILABLE, Ordering::Relaxed);
-        let mut briefs: Vec<_> = out.service_deployments().to_vec();
+        }
+        // The filter asks for SUCCESSFUL only; an endpoint that ignores it must not
+        // slip a failed or rolled-back deployment in.
+        briefs.retain(|b| {
+            b.status()
+                .is_none_or(|s| *s == ServiceDeploymentStatus::Successful)
+        });
+        // The last to complete first.
         briefs.sort_by_key(|b| {
-            std::cmp::Reverse(b.started_at().or(b.created_at()).and_then(timestamp))
+            std::cmp::Reverse(
+                b.finished_at()
+                    .or(b.started_at())
+                    .or(b.created_at())
+                    .and_then(timestamp),
+            )
         });
         let arns: Vec<String> = briefs
             .iter()
@@ -323,23 +447,13 @@ impl EcsDeployer {
         if arns.is_empty() {
             return Ok(None);
         }
-        let revs = self
-            .client
-            .describe_service_revisions()
-            .set_service_revision_arns(Some(arns.clone()))
-            .send()
-            .await
-            .map_err(|e| from_sdk(self, format!("service revisions of {cluster}/{service}"), e))?;
-        let mut out = Vec::new();
-        for arn in &arns {
-            if let Some(td) = revs
-                .service_revisions()
-                .iter()
-                .find(|r| r.service_revision_arn() == Some(arn.as_str()))
-                .and_then(|r| r.task_definition())
-                && !out.iter().any(|o: &String| o == td)
-            {
-                out.push(td.to_owned());
+        let tds = self
+            .task_definitions_of_revisions(&format!("{cluster}/{service}"), &arns)
+            .await?;
+        let mut out: Vec<String> = Vec::new();
+        for (_, td) in tds {
+            if !out.contains(&td) {
+                out.push(td);
             }
         }
         Ok(Some(out))
@@ -378,26 +492,41 @@ impl EcsDeployer {
             }
         }
         found.sort_by_key(|(rev, _)| std::cmp::Reverse(*rev));
+        if let Some((rev, arn)) = found.first() {
+            tracing::warn!(
+                deployer = %self,
+                revision = %arn,
+                "no deployment history to read: the rollback target is revision {rev} of family {family}, which may never have been deployed"
+            );
+        }
         Ok(found.into_iter().map(|(_, arn)| arn).collect())
     }
 
-    /// Earlier task definitions, newest first, without `current`: in-progress
-    /// deployments first, then the history that answers.
+    /// Earlier task definitions, newest first, without those in `skip`: older
+    /// deployments DescribeServices still lists that completed (never a FAILED one,
+    /// nor one that never finished), then the history that answers.
     async fn previous(
         &self,
         service: &ServiceId,
-        state: &ServiceState,
-        current: &str,
+        view: &View,
+        skip: &[&str],
         enough: usize,
     ) -> Result<Vec<String>> {
         let (cluster, name) = self.names(service)?;
         let mut out: Vec<String> = Vec::new();
         let push = |out: &mut Vec<String>, arn: String| {
-            if arn != current && !out.contains(&arn) {
+            if !skip.iter().any(|s| same_td(s, &arn)) && !out.iter().any(|o| same_td(o, &arn)) {
                 out.push(arn);
             }
         };
-        for d in state.deployments.iter().filter(|d| d.status != "PRIMARY") {
+        if let Some(rb) = &view.rollback {
+            push(&mut out, rb.target.clone());
+        }
+        for d in
+            view.state.deployments.iter().filter(|d| {
+                d.status != "PRIMARY" && d.rollout.is_none_or(|r| r == Rollout::Completed)
+            })
+        {
             if !d.task_definition.is_empty() {
                 let arn = self.arn_of(&d.task_definition).await?;
                 push(&mut out, arn);
@@ -407,8 +536,9 @@ impl EcsDeployer {
             return Ok(out);
         }
         let history = match self.deployment_history(cluster, name).await? {
-            Some(h) if h.iter().any(|a| a != current) => h,
-            _ => self.family_history(current).await?,
+            Some(h) if h.iter().any(|a| !skip.iter().any(|s| same_td(s, a))) => h,
+            _ if self.family_fallback => self.family_history(&view.current).await?,
+            _ => Vec::new(),
         };
         for arn in history {
             push(&mut out, arn);
@@ -416,39 +546,136 @@ impl EcsDeployer {
         Ok(out)
     }
 
-    /// The in-progress service deployment's ARN, if the API answers.
-    async fn in_progress_deployment(&self, cluster: &str, service: &str) -> Option<String> {
-        if self.service_deployments_api.load(Ordering::Relaxed) == API_MISSING {
-            return None;
-        }
-        let out = self
-            .client
-            .list_service_deployments()
-            .cluster(cluster)
-            .service(service)
-            .status(ServiceDeploymentStatus::InProgress)
-            .status(ServiceDeploymentStatus::Pending)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                self.service_deployments_api
-                    .store(API_AVAILABLE, Ordering::Relaxed);
-                out.service_deployments()
-                    .first()
-                    .and_then(|d| d.service_deployment_arn())
-                    .map(str::to_owned)
-            }
-            Err(e) => {
-                if is_missing_operation(&e)
-                    || matches!(class_of(&e), Class::PermissionDenied | Class::Unsupported)
-                {
+    /// DescribeServices, and when a deployment is under way, the in-flight service
+    /// deployments (if the API answers): is the circuit breaker rolling back, and
+    /// which service deployment could be stopped with a rollback.
+    async fn view(&self, service: &ServiceId) -> Result<View> {
+        let (cluster, name) = self.names(service)?;
+        let state = self.describe(service).await?;
+        let current = self.arn_of(&state.task_definition).await?;
+        let primary = state.deployments.iter().find(|d| d.status == "PRIMARY");
+        let settled = state.deployments.len() <= 1
+            && primary.is_none_or(|p| p.rollout.is_none_or(|r| r == Rollout::Completed));
+        // ECS names the rollback in the new PRIMARY's reason ("ECS deployment circuit
+        // breaker: rolling back to deploymentId ecs-svc/...").
+        let reason_says_rollback = primary.and_then(|p| p.reason.as_deref()).is_some_and(|r| {
+            let r = r.to_ascii_lowercase();
+            r.contains("rolling back") || r.contains("rollback")
+        }) && primary
+            .is_some_and(|p| p.rollout != Some(Rollout::Completed));
+        let mut in_flight = None;
+        let mut rolled_back_from: Option<String> = None;
+        let mut sd_rollback = false;
+        if !settled && self.service_deployments_api.load(Ordering::Relaxed) != API_MISSING {
+            let listed = self
+                .client
+                .list_service_deployments()
+                .cluster(cluster)
+                .service(name)
+                .status(ServiceDeploymentStatus::InProgress)
+                .status(ServiceDeploymentStatus::Pending)
+                .status(ServiceDeploymentStatus::RollbackRequested)
+                .status(ServiceDeploymentStatus::RollbackInProgress)
+                .send()
+                .await;
+            match listed {
+                Ok(out) => {
                     self.service_deployments_api
-                        .store(API_MISSING, Ordering::Relaxed);
+                        .store(API_AVAILABLE, Ordering::Relaxed);
+                    for b in out.service_deployments() {
+                        match b.status() {
+                            Some(
+                                ServiceDeploymentStatus::RollbackInProgress
+                                | ServiceDeploymentStatus::RollbackRequested,
+                            ) => {
+                                sd_rollback = true;
+                                // Its target revision is the one that failed.
+                                if let Some(sr) = b.target_service_revision_arn() {
+                                    rolled_back_from = self
+                                        .task_definitions_of_revisions(
+                                            &format!("{cluster}/{name}"),
+                                            &[sr.to_owned()],
+                                        )
+                                        .await?
+                                        .into_iter()
+                                        .next()
+                                        .map(|(_, td)| td);
+                                }
+                            }
+                            _ => {
+                                if in_flight.is_none() {
+                                    in_flight = b.service_deployment_arn().map(str::to_owned);
+                                }
+                            }
+                        }
+                    }
                 }
-                None
+                Err(e) if class_of(&e) == Class::Throttled => {
+                    return Err(from_sdk(
+                        self,
+                        format!("deployments of {cluster}/{name}"),
+                        e,
+                    ));
+                }
+                Err(e) => self.note_missing(&e),
             }
         }
+        let rollback = if sd_rollback || reason_says_rollback {
+            let failed = match rolled_back_from {
+                Some(td) => Some(td),
+                None => match state
+                    .deployments
+                    .iter()
+                    .find(|d| d.status != "PRIMARY" && d.rollout == Some(Rollout::Failed))
+                {
+                    Some(d) => Some(self.arn_of(&d.task_definition).await?),
+                    None => None,
+                },
+            };
+            Some(CircuitBreakerRollback {
+                failed: failed.filter(|f| !same_td(f, &current)),
+                target: current.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(View {
+            state,
+            current,
+            rollback,
+            in_flight,
+        })
+    }
+
+    /// Remembers the revision a change moved the service to, for the wait.
+    fn remember(&self, service: &ServiceId, change: &RevisionChange) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.insert(service.to_string(), change.to.to_string());
+        }
+    }
+
+    fn target_of(&self, service: &ServiceId) -> Option<String> {
+        self.targets
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&service.to_string()).cloned())
+    }
+
+    /// No rollback target: say why, and what the family fallback would pick.
+    fn no_previous(&self, service: &ServiceId, current: &str) -> Error {
+        let hint = match (self.family_fallback, family_revision(current)) {
+            (false, Some((family, rev))) if rev > 1 => format!(
+                "; revision {} of family {family} may never have been deployed, so it is used only with with_family_fallback(true)",
+                rev - 1
+            ),
+            _ => String::new(),
+        };
+        missing(
+            self,
+            format!(
+                "a previous revision of {service} (no earlier deployment completed successfully, or the deployment history is unavailable{hint})"
+            ),
+        )
     }
 
     /// Registers a copy of the current task definition changed by `edit` (which says
@@ -470,6 +697,54 @@ impl EcsDeployer {
                 changed: false,
             });
         }
+        // Idempotent across a crash: an interrupted attempt may have registered this
+        // very copy and died before UpdateService. The family's latest ACTIVE revision
+        // (DescribeTaskDefinition with the family alone), when newer than the running
+        // one and equal to the edited copy, is that copy: point the service at it
+        // instead of registering another.
+        let adopted = match td.family() {
+            Some(family) => {
+                let (latest, _) = self.task_definition(family).await?;
+                let newer = latest.revision() > td.revision();
+                (newer && latest.container_definitions.as_deref() == Some(containers.as_slice()))
+                    .then_some(latest.task_definition_arn)
+                    .flatten()
+            }
+            None => None,
+        };
+        let new_arn = match adopted {
+            Some(arn) => {
+                tracing::info!(provider = %self, %arn, "adopting the revision an interrupted attempt registered");
+                arn
+            }
+            None => self.register_copy(&current, &td, tags, containers).await?,
+        };
+        self.client
+            .update_service()
+            .cluster(cluster)
+            .service(name)
+            .task_definition(&new_arn)
+            .send()
+            .await
+            .map_err(|e| from_sdk(self, format!("service {service}"), e))?;
+        let change = RevisionChange {
+            from: RevisionId::new(current),
+            to: RevisionId::new(new_arn),
+            changed: true,
+        };
+        self.remember(service, &change);
+        Ok(change)
+    }
+
+    /// Registers a faithful copy of `td` with `containers`, returning its ARN.
+    async fn register_copy(
+        &self,
+        current: &str,
+        td: &TaskDefinition,
+        tags: Vec<aws_sdk_ecs::types::Tag>,
+        containers: Vec<ContainerDefinition>,
+    ) -> Result<String> {
+        let tag_count = tags.len();
         // A faithful copy: every field RegisterTaskDefinition accepts, as described.
         let registered = self
             .client
@@ -494,25 +769,26 @@ impl EcsDeployer {
             .set_enable_fault_injection(td.enable_fault_injection)
             .send()
             .await
-            .map_err(|e| from_sdk(self, format!("new revision of {current}"), e))?;
-        let new_arn = registered
+            .map_err(|e| {
+                // Tagging on creation is authorized separately (ECS Developer Guide,
+                // "Grant permission to tag resources on creation"): without
+                // ecs:TagResource the whole registration is AccessDenied.
+                let what = if tag_count > 0 && class_of(&e) == Class::PermissionDenied {
+                    format!(
+                        "new revision of {current} with the {tag_count} tag(s) copied from it \
+                         (registering a tagged task definition needs ecs:TagResource as well \
+                         as ecs:RegisterTaskDefinition)"
+                    )
+                } else {
+                    format!("new revision of {current}")
+                };
+                from_sdk(self, what, e)
+            })?;
+        Ok(registered
             .task_definition()
             .and_then(|t| t.task_definition_arn())
             .ok_or_else(|| Error::failed(self, "RegisterTaskDefinition returned no ARN"))?
-            .to_owned();
-        self.client
-            .update_service()
-            .cluster(cluster)
-            .service(name)
-            .task_definition(&new_arn)
-            .send()
-            .await
-            .map_err(|e| from_sdk(self, format!("service {service}"), e))?;
-        Ok(RevisionChange {
-            from: RevisionId::new(current),
-            to: RevisionId::new(new_arn),
-            changed: true,
-        })
+            .to_owned())
     }
 
     fn container_missing(&self, name: &str, containers: &[ContainerDefinition]) -> Error {
@@ -540,11 +816,17 @@ impl Deployer for EcsDeployer {
     }
 
     async fn revisions(&self, service: &ServiceId) -> Result<RevisionHistory> {
-        let state = self.describe(service).await?;
-        let current_arn = self.arn_of(&state.task_definition).await?;
+        let view = self.view(service).await?;
+        // During a circuit-breaker rollback the failed revision is the one being
+        // undone ("current"), and the circuit breaker's target comes first.
+        let current_arn = view
+            .rollback
+            .as_ref()
+            .and_then(|rb| rb.failed.clone())
+            .unwrap_or_else(|| view.current.clone());
         let current = self.revision(&current_arn).await?;
         let previous = self
-            .previous(service, &state, &current_arn, HISTORY_LEN)
+            .previous(service, &view, &[current_arn.as_str()], HISTORY_LEN)
             .await?;
         let mut revisions = Vec::with_capacity(previous.len());
         for (i, arn) in previous.into_iter().take(HISTORY_LEN).enumerate() {
@@ -558,7 +840,8 @@ impl Deployer for EcsDeployer {
         Ok(RevisionHistory {
             current,
             previous: revisions,
-            rollout_in_progress: rollout_of(&state, &current_arn).phase != RolloutPhase::Complete,
+            rollout_in_progress: view.rollback.is_some()
+                || rollout_of(&view.state, &view.current, None).phase != RolloutPhase::Complete,
         })
     }
 
@@ -568,29 +851,47 @@ impl Deployer for EcsDeployer {
         target: &RollbackTarget,
     ) -> Result<RevisionChange> {
         let (cluster, name) = self.names(service)?;
-        let state = self.describe(service).await?;
-        let current = self.arn_of(&state.task_definition).await?;
+        let view = self.view(service).await?;
+        let current = view.current.clone();
+        let failed = view.rollback.as_ref().and_then(|rb| rb.failed.clone());
         let to = match target {
-            RollbackTarget::Previous => self
-                .previous(service, &state, &current, 1)
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    missing(
-                        self,
-                        format!("a previous revision of {service} (it has only one)"),
-                    )
-                })?,
-            RollbackTarget::Revision(id) if id.as_str() == current => current.clone(),
+            RollbackTarget::Previous => {
+                // Skip what is being undone: the current revision, or during a
+                // circuit-breaker rollback the failed one (the current is then the
+                // answer).
+                let skip = match &failed {
+                    Some(f) => [f.as_str()],
+                    None if view.rollback.is_some() => [""],
+                    None => [current.as_str()],
+                };
+                self.previous(service, &view, &skip, 1)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| self.no_previous(service, &current))?
+            }
+            RollbackTarget::Revision(id) if same_td(id.as_str(), &current) => current.clone(),
             // Describing proves the revision exists before the service is touched.
             RollbackTarget::Revision(id) => {
                 let (td, _) = self.task_definition(id.as_str()).await?;
                 td.task_definition_arn.unwrap_or_else(|| id.to_string())
             }
         };
+        // The circuit breaker already rolls back to the target: adopt its rollback
+        // instead of starting another deployment.
+        if let Some(rb) = &view.rollback
+            && same_td(&to, &rb.target)
+        {
+            let change = RevisionChange {
+                from: RevisionId::new(failed.as_deref().unwrap_or(&current)),
+                to: RevisionId::new(&rb.target),
+                changed: failed.is_some(),
+            };
+            self.remember(service, &change);
+            return Ok(change);
+        }
         let change = RevisionChange {
-            from: RevisionId::new(&current),
+            from: RevisionId::new(failed.as_deref().unwrap_or(&current)),
             to: RevisionId::new(&to),
             changed: to != current,
         };
@@ -598,24 +899,29 @@ impl Deployer for EcsDeployer {
             return Ok(change);
         }
         // An in-progress deployment whose source is the target: let ECS roll it back.
-        let source = state
+        let source = view
+            .state
             .deployments
             .iter()
-            .find(|d| d.status != "PRIMARY")
+            .find(|d| d.status != "PRIMARY" && d.rollout != Some(Rollout::Failed))
             .map(|d| d.task_definition.as_str());
-        if state.deployments.len() > 1
-            && source == Some(to.as_str())
-            && let Some(arn) = self.in_progress_deployment(cluster, name).await
+        if view.rollback.is_none()
+            && view.state.deployments.len() > 1
+            && source.is_some_and(|s| same_td(s, &to))
+            && let Some(arn) = &view.in_flight
         {
             let stopped = self
                 .client
                 .stop_service_deployment()
-                .service_deployment_arn(&arn)
+                .service_deployment_arn(arn)
                 .stop_type(StopServiceDeploymentStopType::Rollback)
                 .send()
                 .await;
             match stopped {
-                Ok(_) => return Ok(change),
+                Ok(_) => {
+                    self.remember(service, &change);
+                    return Ok(change);
+                }
                 Err(e) if class_of(&e) == Class::Throttled => {
                     return Err(from_sdk(self, format!("deployment {arn}"), e));
                 }
@@ -632,24 +938,30 @@ impl Deployer for EcsDeployer {
             .send()
             .await
             .map_err(|e| from_sdk(self, format!("service {service}"), e))?;
+        self.remember(service, &change);
         Ok(change)
     }
 
     async fn rollout_status(&self, service: &ServiceId) -> Result<RolloutStatus> {
         let state = self.describe(service).await?;
         let current = self.arn_of(&state.task_definition).await?;
-        Ok(rollout_of(&state, &current))
+        let target = self.target_of(service);
+        Ok(rollout_of(&state, &current, target.as_deref()))
     }
 
     async fn wait_until_stable(&self, service: &ServiceId) -> Result<RolloutStatus> {
         let what = format!("{self}: rollout of {service}");
-        poll_until(
+        let status = poll_until(
             &what,
             || self.rollout_status(service),
             &conditions::rollout_complete,
             &self.wait,
         )
-        .await
+        .await?;
+        if let Ok(mut t) = self.targets.lock() {
+            t.remove(&service.to_string());
+        }
+        Ok(status)
     }
 
     async fn set_env(&self, service: &ServiceId, var: &EnvVar) -> Result<RevisionChange> {
@@ -770,6 +1082,26 @@ impl Deployer for EcsDeployer {
     }
 }
 
+/// A service as the rollback logic sees it.
+#[derive(Debug, Clone)]
+struct View {
+    state: ServiceState,
+    /// The full ARN of the service's task definition (the PRIMARY deployment's).
+    current: String,
+    /// The deployment circuit breaker (or a rollback request) is rolling back.
+    rollback: Option<CircuitBreakerRollback>,
+    /// The IN_PROGRESS or PENDING service deployment, when the API names one.
+    in_flight: Option<String>,
+}
+
+/// A rollback ECS runs itself: `target` is the PRIMARY deployment's task definition
+/// (the last one that completed), `failed` the one rolled back from, when known.
+#[derive(Debug, Clone)]
+struct CircuitBreakerRollback {
+    failed: Option<String>,
+    target: String,
+}
+
 /// What DescribeServices says, in the terms the rollout logic needs.
 #[derive(Debug, Clone)]
 struct ServiceState {
@@ -804,8 +1136,13 @@ fn count(n: i32) -> u32 {
 
 /// The services-stable test, with failure: exactly one deployment, running = desired
 /// (service and deployment), rollout completed (or not reported, for services that
-/// predate rollout states); a FAILED deployment anywhere fails it.
-fn rollout_of(state: &ServiceState, current: &str) -> RolloutStatus {
+/// predate rollout states).
+///
+/// It fails when the PRIMARY deployment is FAILED, or the deployment of `target` (the
+/// revision this deployer last moved the service to) is: then the circuit breaker is
+/// undoing that change. Any other FAILED deployment is an old one draining beside a
+/// healthy (rollback) deployment: progress, reported in the message.
+fn rollout_of(state: &ServiceState, current: &str, target: Option<&str>) -> RolloutStatus {
     let primary = state.deployments.iter().find(|d| d.status == "PRIMARY");
     let updated = primary.map_or(state.running, |p| p.running);
     let base = RolloutStatus {
@@ -816,19 +1153,26 @@ fn rollout_of(state: &ServiceState, current: &str) -> RolloutStatus {
         ready: updated,
         message: String::new(),
     };
-    if let Some(failed) = state
+    let failed = |d: &DeploymentState| d.rollout == Some(Rollout::Failed);
+    let ours = |d: &DeploymentState| target.is_some_and(|t| same_td(t, &d.task_definition));
+    if let Some(f) = state
         .deployments
         .iter()
-        .find(|d| d.rollout == Some(Rollout::Failed))
+        .find(|d| failed(d) && (d.status == "PRIMARY" || ours(d)))
     {
+        let undone = if f.status == "PRIMARY" {
+            String::new()
+        } else {
+            format!("; the service is rolled back to {current}")
+        };
         return RolloutStatus {
             phase: RolloutPhase::Failed,
             message: format!(
-                "deployment {} of {} failed ({} failed tasks): {}",
-                failed.id,
-                failed.task_definition,
-                failed.failed_tasks,
-                failed.reason.as_deref().unwrap_or("no reason given")
+                "deployment {} of {} failed ({} failed tasks): {}{undone}",
+                f.id,
+                f.task_definition,
+                f.failed_tasks,
+                f.reason.as_deref().unwrap_or("no reason given")
             ),
             ..base
         };
@@ -842,10 +1186,24 @@ fn rollout_of(state: &ServiceState, current: &str) -> RolloutStatus {
             ..base
         };
     }
+    let draining = state
+        .deployments
+        .iter()
+        .filter(|d| failed(d))
+        .map(|d| {
+            format!(
+                "; failed deployment {} of {} draining",
+                d.id, d.task_definition
+            )
+        })
+        .collect::<String>();
     let message = match primary.and_then(|p| p.reason.clone()) {
-        Some(reason) => format!("{} deployments; {reason}", state.deployments.len()),
+        Some(reason) => format!(
+            "{} deployments; {reason}{draining}",
+            state.deployments.len()
+        ),
         None => format!(
-            "{} deployments; {} of {} tasks running",
+            "{} deployments; {} of {} tasks running{draining}",
             state.deployments.len(),
             state.running,
             state.desired
@@ -889,6 +1247,16 @@ fn instance_of(
     }
 }
 
+/// Whether two task-definition references name the same revision (ARN or
+/// `family:revision`; emulators echo the form they were given).
+fn same_td(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (family_revision(a), family_revision(b)),
+            (Some(x), Some(y)) if x == y
+        )
+}
+
 fn is_task_definition_arn(id: &str) -> bool {
     id.starts_with("arn:") && id.contains(":task-definition/")
 }
@@ -929,7 +1297,7 @@ mod tests {
     #[test]
     fn stable_needs_one_completed_deployment_at_full_count() {
         let s = state(vec![dep("PRIMARY", "td:2", 3, Some(Rollout::Completed))], 3);
-        assert_eq!(rollout_of(&s, "td:2").phase, RolloutPhase::Complete);
+        assert_eq!(rollout_of(&s, "td:2", None).phase, RolloutPhase::Complete);
         // Two deployments: the old one still drains.
         let s = state(
             vec![
@@ -938,30 +1306,59 @@ mod tests {
             ],
             4,
         );
-        let st = rollout_of(&s, "td:2");
+        let st = rollout_of(&s, "td:2", None);
         assert_eq!(st.phase, RolloutPhase::InProgress);
         assert!(st.message.starts_with("2 deployments"), "{}", st.message);
         // Running short of desired.
         let s = state(vec![dep("PRIMARY", "td:2", 2, Some(Rollout::Completed))], 2);
-        assert_eq!(rollout_of(&s, "td:2").phase, RolloutPhase::InProgress);
+        assert_eq!(rollout_of(&s, "td:2", None).phase, RolloutPhase::InProgress);
         // No rollout state reported (older services): counts decide.
         let s = state(vec![dep("PRIMARY", "td:2", 3, None)], 3);
-        assert_eq!(rollout_of(&s, "td:2").phase, RolloutPhase::Complete);
+        assert_eq!(rollout_of(&s, "td:2", None).phase, RolloutPhase::Complete);
     }
 
     #[test]
-    fn failed_rollout_anywhere_fails() {
+    fn only_the_primary_or_our_target_failing_fails() {
         let mut failed = dep("ACTIVE", "td:2", 0, Some(Rollout::Failed));
         failed.reason = Some("ECS deployment circuit breaker: tasks failed to start.".into());
         failed.failed_tasks = 4;
         let s = state(
-            vec![dep("PRIMARY", "td:1", 1, Some(Rollout::InProgress)), failed],
+            vec![
+                dep("PRIMARY", "td:1", 1, Some(Rollout::InProgress)),
+                failed.clone(),
+            ],
             1,
         );
-        let st = rollout_of(&s, "td:1");
+        // The circuit breaker rolls back to td:1: the failed td:2 drains; progress.
+        let st = rollout_of(&s, "td:1", None);
+        assert_eq!(st.phase, RolloutPhase::InProgress, "{st}");
+        assert!(st.message.contains("draining"), "{}", st.message);
+        let st = rollout_of(&s, "td:1", Some("td:1"));
+        assert_eq!(st.phase, RolloutPhase::InProgress, "{st}");
+        // But if this deployer moved the service to td:2, its rollout failed.
+        let st = rollout_of(&s, "td:1", Some("td:2"));
         assert_eq!(st.phase, RolloutPhase::Failed);
         assert!(st.message.contains("circuit breaker"), "{}", st.message);
         assert!(st.message.contains("4 failed tasks"), "{}", st.message);
+        assert!(st.message.contains("rolled back to td:1"), "{}", st.message);
+        // A FAILED PRIMARY (circuit breaker without rollback) fails.
+        let mut primary = failed;
+        primary.status = "PRIMARY".into();
+        let s = state(
+            vec![primary, dep("ACTIVE", "td:1", 1, Some(Rollout::Completed))],
+            1,
+        );
+        assert_eq!(rollout_of(&s, "td:2", None).phase, RolloutPhase::Failed);
+    }
+
+    #[test]
+    fn same_revision_in_either_form() {
+        assert!(same_td(
+            "arn:aws:ecs:us-east-1:1:task-definition/a:3",
+            "a:3"
+        ));
+        assert!(!same_td("a:3", "a:4"));
+        assert!(!same_td("a:3", "ab:3"));
     }
 
     #[test]

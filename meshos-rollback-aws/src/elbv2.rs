@@ -793,7 +793,7 @@ mod tests {
             .r#type(ActionTypeEnum::FixedResponse)
             .build();
         let w = [TargetWeight::new("tg-a", 1)];
-        assert_eq!(rewrite_forward(&[redirect.clone()], &w), None);
+        assert_eq!(rewrite_forward(std::slice::from_ref(&redirect), &w), None);
         assert_eq!(rewrite_forward(&[fixed], &w), None);
         let stable: TargetId = "tg-a".into();
         assert!(

@@ -407,26 +407,28 @@ async fn wait_follows_the_rollout_with_backoff() {
 }
 
 /// ECS API reference: with the deployment circuit breaker a failed deployment gets
-/// rolloutState FAILED (and ECS starts a rollback deployment); the wait fails at once.
+/// rolloutState FAILED; when that is the PRIMARY deployment (no rollback under way)
+/// the wait fails at once. (A FAILED deployment draining beside a rollback is progress:
+/// tests/ecs_history.rs.)
 #[tokio::test(start_paused = true)]
 async fn failed_rollout_fails_the_wait() {
     let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
         service(
-            1,
+            3,
             vec![
                 deployment(
                     "PRIMARY",
-                    2,
-                    1,
-                    DeploymentRolloutState::InProgress,
-                    "ECS deployment ecs-svc/2 in progress.",
-                ),
-                deployment(
-                    "ACTIVE",
                     3,
                     0,
                     DeploymentRolloutState::Failed,
                     "ECS deployment circuit breaker: tasks failed to start.",
+                ),
+                deployment(
+                    "ACTIVE",
+                    2,
+                    2,
+                    DeploymentRolloutState::Completed,
+                    "ECS deployment ecs-svc/2 completed.",
                 ),
             ],
         )

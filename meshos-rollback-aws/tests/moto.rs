@@ -135,6 +135,9 @@ async fn ecs_deployer_conformance() {
     let deployer = EcsDeployer::builder(&moto.config)
         .with_cluster(&fx.cluster)
         .with_wait(quick())
+        // moto serves no ListServiceDeployments: "previous" is the family's previous
+        // revision, which this fixture did deploy.
+        .with_family_fallback(true)
         .build()
         .unwrap();
     assert_eq!(
@@ -160,6 +163,9 @@ async fn ecs_set_env_registers_a_faithful_copy() {
     let fx = ecs_fixture(&moto).await;
     let deployer = EcsDeployer::builder(&moto.config)
         .with_wait(quick())
+        // moto serves no ListServiceDeployments: "previous" is the family's previous
+        // revision, which this fixture did deploy.
+        .with_family_fallback(true)
         .build()
         .unwrap();
     let secret = "postgresql://app:s3cret@meshos-db-restored.example:5432/meshos";
