@@ -504,6 +504,7 @@ async fn secrets_never_reach_the_journal() {
         .with_clock(s.clock.clone())
         .with_journal_dir(dir.path())
         .with_secret("pager-token", "s3cr3t-t0ken".to_owned().into())
+        .with_secret("quoted", r#"pa"ss\w0rd"#.to_owned().into())
         .build()
         .unwrap();
     let plan = engine
@@ -512,8 +513,10 @@ async fn secrets_never_reach_the_journal() {
         .unwrap();
     let run = plan.run_id().clone();
     let mut request = s.manual_for(&r);
-    // An operator pastes a token into the incident summary.
-    request.incident.summary = "5xx after deploy; token s3cr3t-t0ken rotated".into();
+    // An operator pastes a token into the incident summary, and a password with a
+    // quote and a backslash (escaped in the journal's JSON).
+    request.incident.summary =
+        r#"5xx after deploy; token s3cr3t-t0ken rotated; pa"ss\w0rd too"#.into();
     engine.execute(plan, request).await.unwrap();
     let text = std::fs::read_to_string(dir.path().join(format!("{run}.jsonl"))).unwrap();
     assert!(
@@ -523,6 +526,10 @@ async fn secrets_never_reach_the_journal() {
     assert!(
         !text.contains("s3cr3t-t0ken"),
         "the secret is in the journal"
+    );
+    assert!(
+        !text.contains("w0rd"),
+        "the quoted secret is in the journal"
     );
 }
 

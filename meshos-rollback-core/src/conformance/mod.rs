@@ -15,6 +15,7 @@ pub mod dns;
 pub mod health;
 pub mod journal;
 pub mod lock;
+pub mod logs;
 pub mod metrics;
 pub mod migrate;
 pub mod notify;

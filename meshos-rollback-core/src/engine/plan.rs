@@ -221,6 +221,10 @@ pub struct VerificationChecks {
     pub metrics: bool,
     /// Customer reports counted.
     pub customer_reports: bool,
+    /// Error log lines counted and sampled as evidence (never a pass or a failure by
+    /// themselves, so [`is_empty`](Self::is_empty) ignores them).
+    #[serde(default)]
+    pub logs: bool,
 }
 
 impl VerificationChecks {
@@ -250,6 +254,9 @@ impl fmt::Display for VerificationChecks {
         }
         if self.customer_reports {
             parts.push("customer reports".to_owned());
+        }
+        if self.logs {
+            parts.push("error logs".to_owned());
         }
         f.write_str(&parts.join(", "))
     }

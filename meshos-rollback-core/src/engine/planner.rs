@@ -901,6 +901,7 @@ impl Planner<'_> {
             smoke_tests: v.smoke_tests && p.smoke.is_some(),
             metrics: v.metrics && p.metrics.is_some(),
             customer_reports: v.customer_reports && p.reports.is_some(),
+            logs: p.logs.is_some(),
         }
     }
 

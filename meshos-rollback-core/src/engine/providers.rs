@@ -71,6 +71,9 @@ pub struct Providers {
     pub reports: Option<Arc<dyn CustomerReports>>,
     /// Image registry.
     pub registry: Option<Arc<dyn ImageRegistry>>,
+    /// Service logs (global: queries carry the region). Verification counts error
+    /// lines as evidence; they do not decide whether it passed.
+    pub logs: Option<Arc<dyn LogSource>>,
 }
 
 impl Providers {
@@ -130,6 +133,12 @@ impl Providers {
     /// Sets the image registry.
     pub fn with_registry(mut self, p: Arc<dyn ImageRegistry>) -> Self {
         self.registry = Some(p);
+        self
+    }
+
+    /// Sets the log source that verification reads error lines from.
+    pub fn with_logs(mut self, p: Arc<dyn LogSource>) -> Self {
+        self.logs = Some(p);
         self
     }
 }

@@ -1,5 +1,13 @@
 //! Post-rollback verification (playbook § Post-Rollback Verification): health
 //! endpoints, smoke tests, metrics held under the limits for a window, customer reports.
+//!
+//! With a [`LogSource`](crate::provider::LogSource), verification also counts the
+//! service's error lines (pattern [`DEFAULT_ERROR_PATTERN`]) written since it started,
+//! and keeps up to three of them, redacted, in the outcome. They are evidence
+//! for the report, not a check: the metrics decide whether the rollback fixed things
+//! (a recovered service still logs the odd error, and a quiet log proves nothing), so
+//! error lines never fail verification and a log that cannot be read is a note, not a
+//! problem.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,7 +23,16 @@ use crate::clock::Clock;
 use crate::decision::{RollbackPolicy, VerificationReport, VerificationVerdict};
 use crate::model::{Region, ServiceRef};
 use crate::observation::{Observation, Reading, Signal, validate};
-use crate::provider::{HealthCheckResult, HealthEndpoint, SmokeTestResult};
+use crate::provider::{
+    DEFAULT_ERROR_PATTERN, HealthCheckResult, HealthEndpoint, LogLine, SmokeTestResult,
+};
+use crate::redact::Redactor;
+
+/// Error lines kept in a [`VerificationOutcome`] at most.
+pub(crate) const LOG_SAMPLES: usize = 3;
+
+/// Characters of a sample line kept at most; the rest is cut with `…`.
+const MAX_SAMPLE_CHARS: usize = 300;
 
 /// What verification found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +54,16 @@ pub struct VerificationOutcome {
     pub customer_reports: Option<u32>,
     /// What is wrong, in plain words; empty when passed.
     pub problems: Vec<String>,
+    /// Error lines in the service's log since verification started, when a log
+    /// source is configured and could be read. Evidence only: never a failure.
+    #[serde(default)]
+    pub error_lines: Option<u64>,
+    /// Up to three of those lines, oldest first, redacted and shortened.
+    #[serde(default)]
+    pub error_samples: Vec<LogLine>,
+    /// Why the log could not be read, when it could not (not a problem).
+    #[serde(default)]
+    pub logs_note: Option<String>,
 }
 
 impl VerificationOutcome {
@@ -64,9 +91,25 @@ impl VerificationOutcome {
             if let Some(n) = self.customer_reports {
                 parts.push(format!("{n} customer report(s)"));
             }
+            if let Some(logs) = self.logs_part() {
+                parts.push(logs);
+            }
             format!("the rollback fixed it: {}", parts.join(", "))
         } else {
-            format!("the rollback did NOT fix it: {}", self.problems.join("; "))
+            let mut line = format!("the rollback did NOT fix it: {}", self.problems.join("; "));
+            if let Some(logs) = self.logs_part() {
+                line.push_str(&format!(" ({logs})"));
+            }
+            line
+        }
+    }
+
+    /// The error-log evidence for the headline.
+    fn logs_part(&self) -> Option<String> {
+        match (self.error_lines, &self.logs_note) {
+            (Some(n), _) => Some(format!("{n} error log line(s) since verification started")),
+            (None, Some(note)) => Some(format!("error logs not read: {note}")),
+            (None, None) => None,
         }
     }
 }
@@ -81,6 +124,9 @@ impl fmt::Display for VerificationOutcome {
             for line in m.to_string().lines() {
                 write!(f, "\n  {line}")?;
             }
+        }
+        for line in &self.error_samples {
+            write!(f, "\n  log: {line}")?;
         }
         Ok(())
     }
@@ -121,10 +167,57 @@ async fn probe(
     Ok(())
 }
 
+/// Runs the planned checks for one service, then (with `spec.logs`) adds the error
+/// lines logged since it started, passed or not.
+pub(crate) async fn verify(
+    providers: &Providers,
+    spec: &VerificationChecks,
+    policy: &RollbackPolicy,
+    clock: &dyn Clock,
+    service: &ServiceRef,
+) -> Result<VerificationOutcome> {
+    let started = clock.now();
+    let mut out = checks(providers, spec, policy, clock, service).await?;
+    if spec.logs
+        && let Some(logs) = &providers.logs
+    {
+        match logs
+            .errors(service, started, DEFAULT_ERROR_PATTERN, LOG_SAMPLES)
+            .await
+        {
+            Ok(summary) => {
+                // The journal masks the engine's registered secrets; this masks
+                // credential patterns (tokens, webhook paths) that a log line may carry.
+                let redactor = Redactor::new();
+                out.error_lines = Some(summary.count);
+                out.error_samples = summary
+                    .samples
+                    .into_iter()
+                    .take(LOG_SAMPLES)
+                    .map(|l| LogLine {
+                        at: l.at,
+                        message: shorten(&redactor.redact(l.message.trim_end())),
+                    })
+                    .collect();
+            }
+            Err(e) => out.logs_note = Some(format!("{logs}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+/// `text` cut to [`MAX_SAMPLE_CHARS`] characters.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_SAMPLE_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
 /// Runs the planned checks for one service. Fails fast: an unhealthy endpoint or a
 /// limit exceeded ends it at once; missing metric data is a failure, never a pass; and
 /// a verification that checked nothing did not pass.
-pub(crate) async fn verify(
+async fn checks(
     providers: &Providers,
     spec: &VerificationChecks,
     policy: &RollbackPolicy,
@@ -140,6 +233,9 @@ pub(crate) async fn verify(
         last_metrics: None,
         customer_reports: None,
         problems: Vec::new(),
+        error_lines: None,
+        error_samples: Vec::new(),
+        logs_note: None,
     };
     let eps: Vec<HealthEndpoint> = spec
         .health_endpoints

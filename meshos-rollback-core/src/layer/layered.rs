@@ -297,3 +297,17 @@ impl<L: Layer> RollbackLock for Layered<dyn RollbackLock, L> {
         through!(self, "release", true, |p| p.release(lease))
     }
 }
+
+#[async_trait]
+impl<L: Layer> LogSource for Layered<dyn LogSource, L> {
+    async fn errors(
+        &self,
+        service: &ServiceRef,
+        since: Timestamp,
+        pattern: &str,
+        sample: usize,
+    ) -> Result<LogSummary> {
+        through!(self, "errors", true, |p| p
+            .errors(service, since, pattern, sample))
+    }
+}

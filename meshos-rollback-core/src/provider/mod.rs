@@ -12,6 +12,7 @@
 //! | [`DnsSwitcher`] | point a record, wait for sync, per-region routing weights | DNS Rollback, Single Region |
 //! | [`DbRestorer`] | snapshots, restore to a new instance, point in time | Database Rollback |
 //! | [`MetricsSource`] | error rate, P95, CPU, memory, request rate, baseline | Metrics Verification |
+//! | [`LogSource`] | count and sample error lines in a window | Metrics Verification (`aws logs tail`) |
 //! | [`HealthChecker`] | probe health endpoints | Health Checks |
 //! | [`SmokeTests`] | run a smoke-test suite | Health Checks |
 //! | [`Notifier`] | post announcements and status updates | Communication |
@@ -31,6 +32,7 @@ mod deploy;
 mod dns;
 mod health;
 mod lock;
+mod logs;
 mod metrics;
 mod migrate;
 mod notify;
@@ -43,6 +45,7 @@ pub use deploy::*;
 pub use dns::*;
 pub use health::*;
 pub use lock::*;
+pub use logs::*;
 pub use metrics::*;
 pub use migrate::*;
 pub use notify::*;
