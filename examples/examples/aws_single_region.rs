@@ -26,8 +26,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
-    TargetTypeEnum,
+    Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig, ProtocolEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, TargetDescription,
+    TargetGroupTuple, TargetTypeEnum,
 };
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType,
@@ -68,7 +69,7 @@ async fn main() -> Result<(), BoxError> {
 
     let incident = stage_incident(&config, &endpoint, &account).await?;
     println!(
-        "staged in moto account {account}: {} runs {}, listener 90/10 stable/canary, {} weighted over 2 regions",
+        "staged in moto account {account}: {} runs {}, listener rule 90/10 stable/canary (default action: redirect), {} weighted over 2 regions",
         incident.service, incident.bad_revision, incident.record
     );
 
@@ -147,7 +148,48 @@ async fn main() -> Result<(), BoxError> {
         )
         .into());
     }
+    check_listener(&config, &incident).await?;
     println!("single-region AWS rollback of {REGION}: {sent} requests, {elapsed:.0?} wall time");
+    Ok(())
+}
+
+/// After the rollback no rule or default action forwards to the canary group, and the
+/// redirect default action is unchanged (read back from the load balancer).
+async fn check_listener(config: &SdkConfig, incident: &Staged) -> Result<(), BoxError> {
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(config);
+    let rules = elb
+        .describe_rules()
+        .listener_arn(incident.listener.as_str())
+        .send()
+        .await?;
+    for rule in rules.rules() {
+        for action in rule.actions() {
+            let forwards_elsewhere = action
+                .forward_config()
+                .map(|f| {
+                    f.target_groups().iter().any(|g| {
+                        g.target_group_arn() != Some(incident.stable.as_str())
+                            && g.weight().unwrap_or(1) > 0
+                    })
+                })
+                .unwrap_or(false);
+            if forwards_elsewhere {
+                return Err(format!(
+                    "rule {} still forwards to a group other than stable: {action:?}",
+                    rule.rule_arn().unwrap_or("?")
+                )
+                .into());
+            }
+            if rule.is_default() == Some(true) && action.r#type() != Some(&ActionTypeEnum::Redirect)
+            {
+                return Err(format!("the default action was replaced: {action:?}").into());
+            }
+        }
+    }
+    println!(
+        "listener {}: the canary rule forwards 100% to stable; the redirect default is unchanged",
+        incident.listener
+    );
     Ok(())
 }
 
@@ -263,12 +305,24 @@ async fn stage_incident(
                 .build(),
         )
         .build();
+    // As on most real ALBs: the listener's default action is a redirect, and the canary
+    // split lives in a listener rule for the API's host name.
+    let redirect = Action::builder()
+        .r#type(ActionTypeEnum::Redirect)
+        .redirect_config(
+            RedirectActionConfig::builder()
+                .protocol("HTTPS")
+                .port("443")
+                .status_code(RedirectActionStatusCodeEnum::Http301)
+                .build(),
+        )
+        .build();
     let listener = elb
         .create_listener()
         .load_balancer_arn(lb.load_balancer_arn().unwrap_or_default())
         .protocol(ProtocolEnum::Http)
         .port(80)
-        .default_actions(forward)
+        .default_actions(redirect)
         .send()
         .await?;
     let listener = listener
@@ -277,6 +331,22 @@ async fn stage_incident(
         .and_then(|l| l.listener_arn())
         .ok_or("no listener")?
         .to_owned();
+    elb.create_rule()
+        .listener_arn(&listener)
+        .priority(10)
+        .conditions(
+            RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    HostHeaderConditionConfig::builder()
+                        .values("api.meshos.io")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(forward)
+        .send()
+        .await?;
 
     let r53 = aws_sdk_route53::Client::new(config);
     let zone = r53

@@ -62,9 +62,13 @@ impl EcrImageRegistryBuilder {
 /// An [`ImageRegistry`] over the ECR repositories of one region.
 ///
 /// [`ImageRegistry::retag`] reads the source manifest and the tag's current image
-/// (`BatchGetImage`, one image each), and `PutImage`s the manifest unchanged (with its media type)
-/// under the tag only when the tag points elsewhere. In a repository with immutable
-/// tags, moving an existing tag is a [`Conflict`](Error::Conflict).
+/// (`BatchGetImage`, one image each), and `PutImage`s the manifest unchanged (with its
+/// media type) under the tag only when the tag points elsewhere. PutImage's
+/// `ImageAlreadyExistsException` (the tag already names that manifest: a concurrent
+/// retag won) counts as done only after the tag is read again and points at the
+/// wanted digest; if it points elsewhere the retag is a [`Conflict`](Error::Conflict).
+/// In a repository with immutable tags (`ImageTagAlreadyExistsException`) moving an
+/// existing tag is a [`Conflict`](Error::Conflict) naming the tag and the setting.
 #[derive(Debug)]
 pub struct EcrImageRegistry {
     client: aws_sdk_ecr::Client,
@@ -101,6 +105,41 @@ impl EcrImageRegistry {
             Some(f) => Err(self.failure(repository, image, f)),
             None => Ok(None),
         }
+    }
+
+    /// The repository's `imageTagMutability`, for an error message; `None` when it
+    /// cannot be read (no `ecr:DescribeRepositories` permission, say).
+    async fn tag_mutability(&self, repository: &str) -> Option<String> {
+        let out = self
+            .client
+            .describe_repositories()
+            .set_registry_id(self.registry_id.clone())
+            .repository_names(repository)
+            .send()
+            .await
+            .ok()?;
+        let repo = out.repositories().first()?;
+        repo.image_tag_mutability().map(|m| m.as_str().to_owned())
+    }
+
+    /// A tag that immutability forbids moving, with the setting that says so.
+    fn immutable(
+        &self,
+        repository: &str,
+        tag: &str,
+        on: &str,
+        wanted: &str,
+        setting: &str,
+    ) -> Error {
+        Error::conflict(
+            self,
+            format!(
+                "tag {repository}:{tag} is on {on} and cannot be moved to {wanted}: \
+                 repository {repository} keeps it immutable (imageTagMutability \
+                 {setting}); roll back under a new tag, or make this tag mutable \
+                 (PutImageTagMutability)"
+            ),
+        )
     }
 
     fn failure(&self, repository: &str, image: &ImageRef, f: &ImageFailure) -> Error {
@@ -187,11 +226,51 @@ impl ImageRegistry for EcrImageRegistry {
                 digest,
                 changed: true,
             }),
-            // Another retag got there first with the same image: nothing to change.
-            Err(e) if e.code() == Some("ImageAlreadyExistsException") => Ok(Retagged {
-                digest,
-                changed: false,
-            }),
+            // PutImage's answer when the tag already names this manifest: a
+            // concurrent retag got there first. Success only if the tag still points
+            // at the wanted digest when read again; otherwise another writer moved
+            // (or deleted) it in between, and declaring victory would be a lie.
+            Err(e) if e.code() == Some("ImageAlreadyExistsException") => {
+                let now = self
+                    .image(repository, &ImageRef::Tag(tag.to_owned()))
+                    .await?
+                    .as_ref()
+                    .and_then(digest_of);
+                if now.as_deref() == Some(digest.as_str()) {
+                    return Ok(Retagged {
+                        digest,
+                        changed: false,
+                    });
+                }
+                let now = now.as_deref().unwrap_or("no image");
+                // Some endpoints (moto) answer an immutable tag this way too.
+                match self.tag_mutability(repository).await {
+                    Some(m) if m != "MUTABLE" => {
+                        Err(self.immutable(repository, tag, now, &digest, &m))
+                    }
+                    _ => Err(Error::conflict(
+                        self,
+                        format!(
+                            "tag {repository}:{tag}: PutImage answered \
+                             ImageAlreadyExistsException for {digest}, but the tag points \
+                             at {now}: another writer moved it in between"
+                        ),
+                    )),
+                }
+            }
+            // Immutable tags: ECR refuses to move an existing tag at all.
+            // The answer itself says the repository is configured for immutability:
+            // no need to ask which variant.
+            Err(e) if e.code() == Some("ImageTagAlreadyExistsException") => {
+                let now = current.as_deref().unwrap_or("another image");
+                Err(self.immutable(
+                    repository,
+                    tag,
+                    now,
+                    &digest,
+                    "IMMUTABLE, or an exclusion filter of *_WITH_EXCLUSION",
+                ))
+            }
             Err(e) => Err(from_sdk(self, format!("tag {repository}:{tag}"), e)),
         }
     }

@@ -7,9 +7,9 @@
 //! | `describe-services --query services[0].deployments[1].taskDefinition` | [`Deployer::roll_back`] with [`RollbackTarget::Previous`] while a deployment is in progress |
 //! | `update-service --task-definition PREV --force-new-deployment` | [`Deployer::roll_back`] (or `StopServiceDeployment` with `stopType=ROLLBACK` for an in-progress deployment, where the API offers it) |
 //! | `wait services-stable` | [`Deployer::wait_until_stable`], adaptive and bounded |
-//! | `kubectl set env DATABASE_URL=...` (ECS form) | [`Deployer::set_env`]: a new task-definition revision |
+//! | `kubectl set env DATABASE_URL=...` (ECS form) | [`Deployer::set_env`]: the value to a Secrets Manager secret ([`EcsDeployerBuilder::with_secret_env`]), a new task-definition revision whose container `secrets` entry pins that version |
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::error::ProvideErrorMetadata;
 use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentRolloutState, HealthStatus, KeyValuePair,
-    ServiceDeploymentStatus, StopServiceDeploymentStopType, TaskDefinition, TaskDefinitionField,
+    ContainerDefinition, DeploymentRolloutState, HealthStatus, Secret, ServiceDeploymentStatus,
+    StopServiceDeploymentStopType, TaskDefinition, TaskDefinitionField,
 };
 use aws_types::SdkConfig;
 use meshos_rollback_core::model::{
@@ -32,10 +32,10 @@ use meshos_rollback_core::provider::{
 };
 use meshos_rollback_core::wait::{Backoff, conditions, poll_until};
 use meshos_rollback_core::{Error, Result};
-use secrecy::ExposeSecret;
 
 use crate::error::{Class, class_of, from_sdk, is_missing_operation, missing};
 use crate::sdk::{prepare_client, timestamp};
+use crate::secrets::SecretWriter;
 
 /// How many earlier revisions [`Deployer::revisions`] lists.
 const HISTORY_LEN: usize = 10;
@@ -59,23 +59,51 @@ pub struct EcsDeployerBuilder {
     cluster: Option<String>,
     wait: Backoff,
     family_fallback: bool,
+    secrets: Option<aws_sdk_secretsmanager::Client>,
+    secret_env: BTreeMap<String, String>,
 }
 
 impl EcsDeployerBuilder {
-    /// A deployer using a client built from `config` (credentials, region, HTTP client
-    /// and retry settings all come from it; none are read behind the caller's back).
+    /// A deployer using an ECS and a Secrets Manager client built from `config`
+    /// (credentials, region, HTTP client and retry settings all come from it; none are
+    /// read behind the caller's back).
     pub fn new(config: &SdkConfig) -> Self {
         Self::from_client(aws_sdk_ecs::Client::new(config))
+            .with_secrets_client(aws_sdk_secretsmanager::Client::new(config))
     }
 
-    /// A deployer using an existing ECS client.
+    /// A deployer using an existing ECS client. Variables set through Secrets Manager
+    /// ([`with_secret_env`](Self::with_secret_env)) need
+    /// [`with_secrets_client`](Self::with_secrets_client) as well.
     pub fn from_client(client: aws_sdk_ecs::Client) -> Self {
         EcsDeployerBuilder {
             client,
             cluster: None,
             wait: EcsDeployer::default_wait(),
             family_fallback: false,
+            secrets: None,
+            secret_env: BTreeMap::new(),
         }
+    }
+
+    /// The Secrets Manager client [`Deployer::set_env`] writes values with.
+    pub fn with_secrets_client(mut self, client: aws_sdk_secretsmanager::Client) -> Self {
+        self.secrets = Some(client);
+        self
+    }
+
+    /// Keeps the environment variable `name` in the Secrets Manager secret `secret`
+    /// (its name, or its ARN for a secret of another account): [`Deployer::set_env`]
+    /// writes the value as a new version of that secret and points the containers'
+    /// `secrets` entry for `name` at that version. The secret must exist (it is not
+    /// created), and the task execution role must be allowed
+    /// `secretsmanager:GetSecretValue` on it for ECS to inject it.
+    ///
+    /// A variable without a secret is never written: a task definition's
+    /// `environment` is plain text to everyone with `ecs:DescribeTaskDefinition`.
+    pub fn with_secret_env(mut self, name: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.secret_env.insert(name.into(), secret.into());
+        self
     }
 
     /// Scopes the deployer to one cluster: services of other clusters are refused as
@@ -107,7 +135,35 @@ impl EcsDeployerBuilder {
     /// The client's own retries are turned off: retrying is the job of core's retry
     /// layer, and two retry loops stacked multiply the attempts (3 SDK attempts for
     /// each of the layer's) and hide throttling from the layer's shared budget.
+    ///
+    /// Variables of [`with_secret_env`](Self::with_secret_env) need a valid name, a
+    /// secret, and a Secrets Manager client.
     pub fn build(self) -> Result<EcsDeployer> {
+        for (name, secret) in &self.secret_env {
+            if !is_env_name(name) {
+                return Err(Error::invalid(
+                    "secret_env",
+                    format!("EcsDeployer: {name:?} is not an environment variable name"),
+                ));
+            }
+            if secret.trim().is_empty() {
+                return Err(Error::invalid(
+                    "secret_env",
+                    format!("EcsDeployer: the secret for {name} is empty; give its name or ARN"),
+                ));
+            }
+        }
+        let secrets = match (self.secret_env.is_empty(), self.secrets) {
+            (true, _) => None,
+            (false, Some(client)) => Some(SecretWriter::new("EcsDeployer", client)?),
+            (false, None) => {
+                return Err(Error::invalid(
+                    "secrets_client",
+                    "EcsDeployer: with_secret_env needs a Secrets Manager client; build from \
+                     an SdkConfig (EcsDeployer::builder) or call with_secrets_client",
+                ));
+            }
+        };
         let (client, region) = prepare_client!("EcsDeployer", self.client, aws_sdk_ecs);
         let client = aws_sdk_ecs::Client::from_conf(
             client
@@ -124,6 +180,8 @@ impl EcsDeployerBuilder {
             family_fallback: self.family_fallback,
             service_deployments_api: AtomicU8::new(API_UNKNOWN),
             targets: Mutex::new(HashMap::new()),
+            secrets,
+            secret_env: self.secret_env,
         })
     }
 }
@@ -156,9 +214,18 @@ impl EcsDeployerBuilder {
 ///   quickly at first, backing off, for a bounded number of checks.
 /// * **Retries**: none of its own (the SDK client's are turned off at `build()`);
 ///   wrap it in core's retry layer.
-/// * **set_env / set_image**: registers a new revision copied from the current one
-///   with only that change, then points the service at it. Values are secret and
-///   never logged.
+/// * **set_env**: only for variables configured with
+///   [`EcsDeployerBuilder::with_secret_env`] (any other is refused as a
+///   precondition, never written in plain text). Writes the value as a version of that
+///   secret (`PutSecretValue`, its `ClientRequestToken` a hash of the value, so the
+///   same value again adds no version), then registers a copy of the current revision
+///   whose selected containers have a `secrets` entry pinned to that version
+///   (`valueFrom` = `ARN:::version-id`) and no `environment` entry of that name, and
+///   points the service at it. Pinning the version makes each new value a new
+///   revision (so a rollout starts and a rollback to an older revision brings back
+///   its value); the same value changes nothing.
+/// * **set_image**: registers a new revision copied from the current one with only
+///   that change, then points the service at it. Values are secret and never logged.
 ///
 /// [`Deployer::revisions`] describes the current revision and the rollback target
 /// (image, registration time); older entries carry the revision id only.
@@ -173,6 +240,10 @@ pub struct EcsDeployer {
     /// The revision each service was last moved to by this deployer, so a wait can
     /// tell "my rollout failed and the circuit breaker undid it" from progress.
     targets: Mutex<HashMap<String, String>>,
+    /// Writes `set_env` values; present when `secret_env` is not empty.
+    secrets: Option<SecretWriter>,
+    /// Variable name -> the secret (name or ARN) that holds it.
+    secret_env: BTreeMap<String, String>,
 }
 
 impl EcsDeployer {
@@ -685,18 +756,32 @@ impl EcsDeployer {
         service: &ServiceId,
         edit: impl FnOnce(&mut Vec<ContainerDefinition>) -> Result<bool>,
     ) -> Result<RevisionChange> {
-        let (cluster, name) = self.names(service)?;
+        let base = self.base(service).await?;
+        let mut containers = base.td.container_definitions.clone().unwrap_or_default();
+        if !edit(&mut containers)? {
+            return Ok(base.unchanged());
+        }
+        self.commit(service, base, containers).await
+    }
+
+    /// The service's current task definition, to derive a revision from.
+    async fn base(&self, service: &ServiceId) -> Result<Base> {
         let state = self.describe(service).await?;
         let current = self.arn_of(&state.task_definition).await?;
         let (td, tags) = self.task_definition(&current).await?;
-        let mut containers = td.container_definitions.clone().unwrap_or_default();
-        if !edit(&mut containers)? {
-            return Ok(RevisionChange {
-                from: RevisionId::new(&current),
-                to: RevisionId::new(&current),
-                changed: false,
-            });
-        }
+        Ok(Base { current, td, tags })
+    }
+
+    /// Registers `base` with `containers` (or adopts an equal copy registered by an
+    /// interrupted attempt) and points the service at it.
+    async fn commit(
+        &self,
+        service: &ServiceId,
+        base: Base,
+        containers: Vec<ContainerDefinition>,
+    ) -> Result<RevisionChange> {
+        let (cluster, name) = self.names(service)?;
+        let Base { current, td, tags } = base;
         // Idempotent across a crash: an interrupted attempt may have registered this
         // very copy and died before UpdateService. The family's latest ACTIVE revision
         // (DescribeTaskDefinition with the family alone), when newer than the running
@@ -791,6 +876,26 @@ impl EcsDeployer {
             .to_owned())
     }
 
+    /// The containers `container` names: that one, or all when `None`.
+    fn selected(
+        &self,
+        container: Option<&str>,
+        containers: &[ContainerDefinition],
+    ) -> Result<Vec<usize>> {
+        match container {
+            Some(c) => Ok(vec![
+                containers
+                    .iter()
+                    .position(|d| d.name() == Some(c))
+                    .ok_or_else(|| self.container_missing(c, containers))?,
+            ]),
+            None if containers.is_empty() => {
+                Err(Error::failed(self, "the task definition has no container"))
+            }
+            None => Ok((0..containers.len()).collect()),
+        }
+    }
+
     fn container_missing(&self, name: &str, containers: &[ContainerDefinition]) -> Error {
         let names: Vec<&str> = containers.iter().filter_map(|c| c.name()).collect();
         missing(
@@ -811,8 +916,12 @@ impl fmt::Display for EcsDeployer {
 
 #[async_trait]
 impl Deployer for EcsDeployer {
+    /// `set_env` only with a variable configured for Secrets Manager.
     fn capabilities(&self) -> DeployerCapabilities {
-        DeployerCapabilities::ALL
+        DeployerCapabilities {
+            set_env: !self.secret_env.is_empty(),
+            ..DeployerCapabilities::ALL
+        }
     }
 
     async fn revisions(&self, service: &ServiceId) -> Result<RevisionHistory> {
@@ -965,52 +1074,64 @@ impl Deployer for EcsDeployer {
     }
 
     async fn set_env(&self, service: &ServiceId, var: &EnvVar) -> Result<RevisionChange> {
-        if var.name.is_empty() || var.name.contains('=') {
+        if !is_env_name(&var.name) {
             return Err(Error::invalid(
                 "env.name",
                 format!("{:?} is not an environment variable name", var.name),
             ));
         }
-        self.derive(service, |containers| {
-            let selected: Vec<usize> = match &var.container {
-                Some(c) => vec![
-                    containers
-                        .iter()
-                        .position(|d| d.name() == Some(c.as_str()))
-                        .ok_or_else(|| self.container_missing(c, containers))?,
-                ],
-                None => (0..containers.len()).collect(),
-            };
-            let mut changed = false;
-            for i in selected {
-                let c = &mut containers[i];
-                if c.secrets().iter().any(|s| s.name() == var.name) {
-                    return Err(Error::conflict(
-                        self,
-                        format!(
-                            "{} of container {:?} comes from a secret (valueFrom); change the secret instead",
-                            var.name,
-                            c.name().unwrap_or_default()
-                        ),
-                    ));
+        // Refused before anything is read or written: the alternative is the value in
+        // plain text in the task definition.
+        let (Some(secret), Some(writer)) = (self.secret_env.get(&var.name), &self.secrets) else {
+            return Err(Error::precondition(
+                format!("{self}: environment variable {}", var.name),
+                format!(
+                    "no Secrets Manager secret is configured for it, and a task \
+                     definition's environment is readable by everyone with \
+                     ecs:DescribeTaskDefinition; configure one with \
+                     EcsDeployerBuilder::with_secret_env({:?}, \"<secret name or ARN>\")",
+                    var.name
+                ),
+            ));
+        };
+        let base = self.base(service).await?;
+        let mut containers = base.td.container_definitions.clone().unwrap_or_default();
+        // A missing container is refused before the secret gets a version.
+        let selected = self.selected(var.container.as_deref(), &containers)?;
+        let version = writer.put(self, secret, &var.value).await?;
+        let value_from = version.value_from();
+        let mut changed = false;
+        for i in selected {
+            let c = &mut containers[i];
+            // ECS refuses a name in both environment and secrets.
+            if let Some(env) = c.environment.as_mut() {
+                let before = env.len();
+                env.retain(|kv| kv.name() != Some(var.name.as_str()));
+                changed |= env.len() != before;
+            }
+            let secrets = c.secrets.get_or_insert_with(Vec::new);
+            match secrets.iter_mut().find(|s| s.name() == var.name) {
+                Some(s) if s.value_from() == value_from => {}
+                Some(s) => {
+                    s.value_from = value_from.clone();
+                    changed = true;
                 }
-                let value = var.value.expose_secret();
-                let env = c.environment.get_or_insert_with(Vec::new);
-                match env.iter_mut().find(|kv| kv.name() == Some(var.name.as_str())) {
-                    Some(kv) if kv.value() == Some(value) => {}
-                    Some(kv) => {
-                        kv.value = Some(value.to_owned());
-                        changed = true;
-                    }
-                    None => {
-                        env.push(KeyValuePair::builder().name(&var.name).value(value).build());
-                        changed = true;
-                    }
+                None => {
+                    secrets.push(
+                        Secret::builder()
+                            .name(&var.name)
+                            .value_from(&value_from)
+                            .build()
+                            .map_err(|e| Error::failed(self, format!("container secret: {e}")))?,
+                    );
+                    changed = true;
                 }
             }
-            Ok(changed)
-        })
-        .await
+        }
+        if !changed {
+            return Ok(base.unchanged());
+        }
+        self.commit(service, base, containers).await
     }
 
     async fn set_image(&self, service: &ServiceId, update: &ImageUpdate) -> Result<RevisionChange> {
@@ -1080,6 +1201,28 @@ impl Deployer for EcsDeployer {
         }
         Ok(instances)
     }
+}
+
+/// A revision to derive a new one from: its ARN, description and tags.
+struct Base {
+    current: String,
+    td: TaskDefinition,
+    tags: Vec<aws_sdk_ecs::types::Tag>,
+}
+
+impl Base {
+    fn unchanged(&self) -> RevisionChange {
+        RevisionChange {
+            from: RevisionId::new(&self.current),
+            to: RevisionId::new(&self.current),
+            changed: false,
+        }
+    }
+}
+
+/// A name ECS can take as an environment variable (not empty, no `=`).
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=')
 }
 
 /// A service as the rollback logic sees it.

@@ -4,10 +4,12 @@
 //!
 //! | Type | Core trait | AWS API | Playbook section |
 //! |------|-----------|---------|------------------|
-//! | [`EcsDeployer`] | [`Deployer`](meshos_rollback_core::provider::Deployer) | ECS | Application Rollback (AWS ECS) |
+//! | [`EcsDeployer`] | [`Deployer`](meshos_rollback_core::provider::Deployer) | ECS (and Secrets Manager for `set_env`) | Application Rollback (AWS ECS) |
 //! | [`AlbTrafficShifter`] | [`TrafficShifter`](meshos_rollback_core::provider::TrafficShifter) | Elastic Load Balancing v2 | Load Balancer Rollback |
 //! | [`Route53DnsSwitcher`] | [`DnsSwitcher`](meshos_rollback_core::provider::DnsSwitcher) | Route53 | DNS Rollback, Single Region Rollback |
 //! | [`RdsRestorer`] | [`DbRestorer`](meshos_rollback_core::provider::DbRestorer) | RDS | Database Rollback (Data) |
+//! | [`CloudWatchMetrics`] | [`MetricsSource`](meshos_rollback_core::provider::MetricsSource) | CloudWatch (`GetMetricData`) | Metrics Verification |
+//! | [`CloudWatchLogs`] | [`LogSource`](meshos_rollback_core::provider::LogSource) | CloudWatch Logs (`FilterLogEvents`) | `aws logs tail` in verification |
 //! | [`EcrImageRegistry`] | [`ImageRegistry`](meshos_rollback_core::provider::ImageRegistry) | ECR | Container Image Rollback |
 //!
 //! Each backend serves one region (Route53: one hosted zone) and is built from an
@@ -71,15 +73,20 @@
 
 mod error;
 mod sdk;
+mod secrets;
 
+pub mod cloudwatch;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
+pub mod logs;
 pub mod rds;
 pub mod route53;
 
+pub use cloudwatch::{CloudWatchMetrics, CloudWatchMetricsBuilder, ServiceDimensions};
 pub use ecr::{EcrImageRegistry, EcrImageRegistryBuilder};
 pub use ecs::{EcsDeployer, EcsDeployerBuilder};
 pub use elbv2::{AlbTrafficShifter, AlbTrafficShifterBuilder};
+pub use logs::{CloudWatchLogs, CloudWatchLogsBuilder};
 pub use rds::{RdsRestorer, RdsRestorerBuilder};
 pub use route53::{Route53DnsSwitcher, Route53DnsSwitcherBuilder};

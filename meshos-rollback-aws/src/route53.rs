@@ -77,7 +77,12 @@ impl Route53DnsSwitcherBuilder {
 /// A [`DnsSwitcher`] over one Route53 hosted zone.
 ///
 /// * [`DnsSwitcher::point_record`] UPSERTs a simple record: an alias is an `A` alias
-///   record exactly as in the playbook's `rollback-dns.json`.
+///   record exactly as in the playbook's `rollback-dns.json`, and when the name also
+///   has an `AAAA` alias (a dual-stack load balancer) both move in one change batch,
+///   which Route53 applies atomically. A values target changes only its own type.
+/// * [`DnsSwitcher::record`] reports the `A` record (else `AAAA`, `CNAME`, …); when
+///   the name's `A` and `AAAA` aliases point at different targets it is a
+///   [`Conflict`](Error::Conflict) naming both, never one of them as "the" target.
 /// * [`DnsSwitcher::wait_in_sync`] polls `GetChange` until `INSYNC`.
 /// * Weighted routing: records of one name whose `SetIdentifier` is the region.
 ///   [`DnsSwitcher::set_region_weight`] UPSERTs that region's records (every type, such
@@ -204,6 +209,29 @@ impl DnsSwitcher for Route53DnsSwitcher {
             .filter(|r| r.set_identifier().is_none())
             .filter(|r| !matches!(r.r#type(), RrType::Ns | RrType::Soa))
             .collect();
+        // A dual-stack name is an A and an AAAA alias to one load balancer. If they
+        // disagree, no single answer is true (IPv4 and IPv6 clients reach different
+        // versions): say so instead of reporting the A alone as "the" target.
+        let aliases: Vec<&ResourceRecordSet> = simple
+            .iter()
+            .copied()
+            .filter(|r| is_address_alias(r))
+            .collect();
+        if let Some((first, rest)) = aliases.split_first()
+            && let Some(other) = rest.iter().find(|r| !same_alias(first, r))
+        {
+            return Err(Error::conflict(
+                self,
+                format!(
+                    "record {name}: its {} alias points at {} but its {} alias at {}; \
+                     point_record moves both",
+                    first.r#type().as_str(),
+                    target_of(first),
+                    other.r#type().as_str(),
+                    target_of(other),
+                ),
+            ));
+        }
         let rank = |t: &RrType| match t {
             RrType::A => 0,
             RrType::Aaaa => 1,
@@ -221,7 +249,22 @@ impl DnsSwitcher for Route53DnsSwitcher {
             return Err(Error::invalid("record name", "must not be empty"));
         }
         let record = simple_record(name, target)?;
-        self.upsert(&format!("record {name} -> {target}"), vec![record])
+        let mut records = vec![record.clone()];
+        if matches!(target, DnsTarget::Alias { .. }) {
+            // A dual-stack name also has an AAAA alias: move it in the same change
+            // batch (applied atomically), or IPv6 clients keep reaching the version
+            // being rolled back.
+            let existing = self.records_named(name).await?;
+            if existing
+                .iter()
+                .any(|r| is_address_alias(r) && r.r#type() == &RrType::Aaaa)
+            {
+                let mut aaaa = record;
+                aaaa.r#type = RrType::Aaaa;
+                records.push(aaaa);
+            }
+        }
+        self.upsert(&format!("record {name} -> {target}"), records)
             .await
     }
 
@@ -311,6 +354,30 @@ impl DnsSwitcher for Route53DnsSwitcher {
         )
         .await
     }
+}
+
+/// A simple (not weighted) A or AAAA record that is an alias.
+fn is_address_alias(r: &ResourceRecordSet) -> bool {
+    r.set_identifier().is_none()
+        && matches!(r.r#type(), RrType::A | RrType::Aaaa)
+        && r.alias_target().is_some()
+}
+
+/// Whether two alias records reach the same target. ELB aliases may carry the
+/// `dualstack.` prefix (the console adds it) or not, and may evaluate health
+/// differently: either way clients reach the same balancer.
+fn same_alias(a: &ResourceRecordSet, b: &ResourceRecordSet) -> bool {
+    let key = |r: &ResourceRecordSet| {
+        r.alias_target().map(|t| {
+            let name = normalize(t.dns_name());
+            let name = name
+                .strip_prefix("dualstack.")
+                .map(str::to_owned)
+                .unwrap_or(name);
+            (t.hosted_zone_id().to_ascii_uppercase(), name)
+        })
+    };
+    key(a) == key(b)
 }
 
 /// Route53 names: case-insensitive, optional final dot, `\052` for `*`.
@@ -406,6 +473,55 @@ mod tests {
     fn names_normalize() {
         assert_eq!(normalize("API.MeshOS.io."), "api.meshos.io");
         assert_eq!(normalize("\\052.meshos.io."), "*.meshos.io");
+    }
+
+    #[test]
+    fn dual_stack_aliases_compare_by_balancer() {
+        let rec = |kind: RrType, zone: &str, dns: &str, health: bool| {
+            ResourceRecordSet::builder()
+                .name("api.meshos.io")
+                .r#type(kind)
+                .alias_target(
+                    AliasTarget::builder()
+                        .hosted_zone_id(zone)
+                        .dns_name(dns)
+                        .evaluate_target_health(health)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
+        let a = rec(
+            RrType::A,
+            "Z35SXDOTRQ7X7K",
+            "dualstack.Old-ALB-1.elb.amazonaws.com.",
+            true,
+        );
+        let aaaa = rec(
+            RrType::Aaaa,
+            "z35sxdotrq7x7k",
+            "old-alb-1.elb.amazonaws.com",
+            false,
+        );
+        assert!(is_address_alias(&a) && is_address_alias(&aaaa));
+        assert!(
+            same_alias(&a, &aaaa),
+            "prefix, case, final dot and health aside"
+        );
+        let other = rec(
+            RrType::Aaaa,
+            "Z35SXDOTRQ7X7K",
+            "new-alb-2.elb.amazonaws.com",
+            true,
+        );
+        assert!(!same_alias(&a, &other));
+        let mut weighted = a.clone();
+        weighted.set_identifier = Some("us-east-1".into());
+        assert!(
+            !is_address_alias(&weighted),
+            "weighted records are not simple"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::DateTime;
+use aws_smithy_types::retry::RetryConfig;
 use jiff::Timestamp;
 use meshos_rollback_core::{Error, Result};
 
@@ -55,24 +56,38 @@ pub(crate) fn require_region(backend: &str, region: Option<&str>) -> Result<Stri
     })
 }
 
-/// Installs a missing HTTP client into a service client, and reads its region.
-/// One macro for the five service crates, whose `Client` and `Config` types differ.
+/// Installs a missing HTTP client into a service client, turns the client's own
+/// retries off, and reads its region. One macro for the service crates, whose
+/// `Client` and `Config` types differ; every backend builds its client here.
+///
+/// Retries are off because core's `RetryLayer` is the one retry budget: the SDK's
+/// standard mode (3 attempts) under a layer of N attempts would make 3 x N requests
+/// per logical call, and throttling absorbed inside the SDK would never reach the
+/// budget shared across regions.
 macro_rules! prepare_client {
     ($backend:expr, $client:expr, $krate:ident) => {{
         let client: $krate::Client = $client;
         let region =
             $crate::sdk::require_region($backend, client.config().region().map(|r| r.as_ref()))?;
-        let client =
-            match $crate::sdk::http_client_to_install($backend, client.config().http_client())? {
-                None => client,
-                Some(http) => $krate::Client::from_conf(
-                    client.config().to_builder().http_client(http).build(),
-                ),
-            };
-        (client, region)
+        let http = $crate::sdk::http_client_to_install($backend, client.config().http_client())?;
+        let mut config = client
+            .config()
+            .to_builder()
+            .retry_config($crate::sdk::client_retry_config());
+        if let Some(http) = http {
+            config = config.http_client(http);
+        }
+        ($krate::Client::from_conf(config.build()), region)
     }};
 }
 pub(crate) use prepare_client;
+
+/// The retry setting of every client a backend builds: none. Retrying is the job of
+/// core's `RetryLayer`, once, for retryable errors of idempotent calls, drawing on a
+/// budget shared across regions.
+pub(crate) fn client_retry_config() -> RetryConfig {
+    RetryConfig::disabled()
+}
 
 /// An SDK timestamp as a jiff timestamp.
 pub(crate) fn timestamp(t: &DateTime) -> Option<Timestamp> {

@@ -103,6 +103,11 @@ const SOURCE_DB: &str = "meshos-db";
 const SNAPSHOT: &str = "meshos-db-pre-deploy";
 const TARGET_DB: &str = "meshos-db-restored";
 const TEMPLATE_SECRET: &str = "meshos-db-url";
+/// The Secrets Manager secret the connection switch writes DATABASE_URL to (staged
+/// empty in each region; the deployer never creates it).
+const DB_URL_SECRET: &str = "meshos/db-url";
+/// A piece of the connection string that must never reach a task definition.
+const TEMPLATE_PASSWORD: &str = "s3cret";
 const TEMPLATE: &str = "postgresql://app:s3cret@{host}:{port}/meshos";
 const GOOD_IMAGE: &str = "meshos/mesh-kernel:sha-abc123";
 const BAD_IMAGE: &str = "meshos/mesh-kernel:sha-def456";
@@ -394,6 +399,7 @@ fn child_engine(
         let c = config(region);
         let ecs = EcsDeployer::builder(&c)
             .with_cluster(cluster(region))
+            .with_secret_env("DATABASE_URL", DB_URL_SECRET)
             .with_wait(quick())
             // moto serves no ListServiceDeployments: "previous" is the family's previous
             // revision, which this fixture did deploy.
@@ -811,6 +817,12 @@ async fn stage(account: &str) -> Staged {
             .send()
             .await
             .expect("create cluster");
+        aws_sdk_secretsmanager::Client::new(&moto.config)
+            .create_secret()
+            .name(DB_URL_SECRET)
+            .send()
+            .await
+            .expect("create secret");
         let mut arns = Vec::new();
         for image in [GOOD_IMAGE, BAD_IMAGE] {
             let out = ecs
@@ -1015,6 +1027,7 @@ async fn end_state(account: &str, staged: &Staged, run: &str) -> BTreeMap<String
         let s = &staged.regions[region];
 
         let ecs = aws_sdk_ecs::Client::new(&moto.config);
+        let sm = aws_sdk_secretsmanager::Client::new(&moto.config);
         let svc = ecs
             .describe_services()
             .cluster(cluster(region))
@@ -1051,11 +1064,31 @@ async fn end_state(account: &str, staged: &Staged, run: &str) -> BTreeMap<String
                 })
                 .collect();
             env.sort();
-            let mut secrets: Vec<String> = c
-                .secrets()
-                .iter()
-                .map(|s| format!("{}<-{}", s.name(), s.value_from()))
-                .collect();
+            // A pinned Secrets Manager version (`ARN:::version-id`) is shown by the
+            // secret's name, the version and its value: the ARN's random suffix differs
+            // between accounts, the value must not.
+            let mut secrets: Vec<String> = Vec::new();
+            for s in c.secrets() {
+                let shown = match s.value_from().split_once(":::") {
+                    Some((arn, version)) => {
+                        let got = sm
+                            .get_secret_value()
+                            .secret_id(arn)
+                            .version_id(version)
+                            .send()
+                            .await
+                            .expect("get secret value");
+                        format!(
+                            "{}<-secret {} version {version} = {}",
+                            s.name(),
+                            got.name().unwrap_or_default(),
+                            got.secret_string().unwrap_or_default()
+                        )
+                    }
+                    None => format!("{}<-{}", s.name(), s.value_from()),
+                };
+                secrets.push(shown);
+            }
             secrets.sort();
             containers.push(format!(
                 "{} image={} env={env:?} secrets={secrets:?}",
@@ -1079,6 +1112,26 @@ async fn end_state(account: &str, staged: &Staged, run: &str) -> BTreeMap<String
         state.insert(
             format!("{region} ecs registered revisions"),
             revisions.join(", "),
+        );
+        let listed = sm
+            .list_secret_version_ids()
+            .secret_id(DB_URL_SECRET)
+            .send()
+            .await
+            .expect("list secret versions");
+        let mut versions: Vec<String> = listed
+            .versions()
+            .iter()
+            .map(|v| {
+                let mut stages = v.version_stages().to_vec();
+                stages.sort();
+                format!("{} {stages:?}", v.version_id().unwrap_or_default())
+            })
+            .collect();
+        versions.sort();
+        state.insert(
+            format!("{region} secret {DB_URL_SECRET} versions"),
+            versions.join(", "),
         );
 
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&moto.config);
@@ -1698,6 +1751,7 @@ fn check_recording(reqs: &[&Recorded], gate: Option<&Gate>) -> Vec<String> {
         "ChangeResourceRecordSets",
         "RestoreDBInstanceFromDBSnapshot",
         "RestoreDBInstanceToPointInTime",
+        "PutSecretValue",
     ];
     let calls: Vec<&Recorded> = reqs
         .iter()
@@ -1741,15 +1795,52 @@ fn check_recording(reqs: &[&Recorded], gate: Option<&Gate>) -> Vec<String> {
                     .get("family")
                     .and_then(Json::as_str)
                     .unwrap_or_default();
-                let has_url = String::from_utf8_lossy(&r.body).contains("\"DATABASE_URL\"");
-                format!("{} family {family} DATABASE_URL={has_url}", by_actor(r))
+                let text = String::from_utf8_lossy(&r.body);
+                let has_url = text.contains("\"DATABASE_URL\"");
+                // The connection string goes to Secrets Manager, never in plain text.
+                let plain = text.contains(TEMPLATE_PASSWORD);
+                format!(
+                    "{} family {family} DATABASE_URL={has_url} plain={plain}",
+                    by_actor(r)
+                )
             })
             .collect();
         if registered.len() != 1
-            || !registered[0].ends_with(&format!("family {FAMILY} DATABASE_URL=true"))
+            || !registered[0].ends_with(&format!("family {FAMILY} DATABASE_URL=true plain=false"))
         {
             failures.push(format!(
-                "{region}: expected exactly one RegisterTaskDefinition (the connection switch), moto saw {registered:?}"
+                "{region}: expected exactly one RegisterTaskDefinition (the connection switch, the value not in it), moto saw {registered:?}"
+            ));
+        }
+
+        // Written again on resume, but always as the same version (the request token),
+        // so the secret never gains a second version.
+        let puts: BTreeSet<String> = here
+            .iter()
+            .filter(|r| r.op == "PutSecretValue")
+            .map(|r| {
+                let body = Json::parse(&String::from_utf8_lossy(&r.body)).unwrap_or(Json::Null);
+                let field = |k: &str| {
+                    body.get(k)
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                format!(
+                    "{} token {}",
+                    field("SecretId"),
+                    field("ClientRequestToken")
+                )
+            })
+            .collect();
+        if puts.len() != 1
+            || !puts.iter().all(|p| {
+                p.starts_with(&format!("{DB_URL_SECRET} token "))
+                    && p.len() > DB_URL_SECRET.len() + 7
+            })
+        {
+            failures.push(format!(
+                "{region}: expected every PutSecretValue to write {DB_URL_SECRET} with one request token, moto saw {puts:?}"
             ));
         }
 

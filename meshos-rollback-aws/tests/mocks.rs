@@ -753,9 +753,10 @@ async fn pitr_is_checked_against_rds_restore_window() {
 
 // ---------------------------------------------------------------- ECR
 
-/// ECR API reference: PutImage answers ImageAlreadyExistsException when the tag
-/// already names that manifest (a concurrent retag won), and
-/// ImageTagAlreadyExistsException when the repository's tags are immutable.
+/// ECR API reference: PutImage answers ImageTagAlreadyExistsException when the
+/// repository's tags are immutable. (ImageAlreadyExistsException, a concurrent retag
+/// that won, is success only once the tag reads back at the digest:
+/// tests/dns_ecr_retry.rs.)
 #[tokio::test]
 async fn ecr_put_image_races_and_immutable_tags() {
     use aws_sdk_ecr as ecr;
@@ -796,10 +797,10 @@ async fn ecr_put_image_races_and_immutable_tags() {
                 )
                 .build()
         });
-    for (code, outcome) in [
-        ("ImageAlreadyExistsException", Ok(false)),
-        ("ImageTagAlreadyExistsException", Err(ErrorKind::Conflict)),
-    ] {
+    for (code, outcome) in [(
+        "ImageTagAlreadyExistsException",
+        Err::<bool, _>(ErrorKind::Conflict),
+    )] {
         let put = mock!(ecr::Client::put_image)
             .match_requests(|r| {
                 r.image_manifest_media_type() == Some("application/vnd.oci.image.manifest.v1+json")

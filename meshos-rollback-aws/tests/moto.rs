@@ -54,6 +54,19 @@ struct EcsFixture {
     newer: String,
 }
 
+/// An empty Secrets Manager secret (the deployer writes versions, never creates it);
+/// its ARN.
+async fn db_url_secret(moto: &Moto) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.config);
+    let out = sm
+        .create_secret()
+        .name(unique("meshos/db-url"))
+        .send()
+        .await
+        .unwrap();
+    out.arn().unwrap().to_owned()
+}
+
 fn container(image: &str, env: &[(&str, &str)]) -> ContainerDefinition {
     let mut c = ContainerDefinition::builder()
         .name("api")
@@ -132,8 +145,10 @@ async fn ecs_fixture(moto: &Moto) -> EcsFixture {
 async fn ecs_deployer_conformance() {
     let moto = Moto::new("us-east-1");
     let fx = ecs_fixture(&moto).await;
+    let secret = db_url_secret(&moto).await;
     let deployer = EcsDeployer::builder(&moto.config)
         .with_cluster(&fx.cluster)
+        .with_secret_env("DATABASE_URL", &secret)
         .with_wait(quick())
         // moto serves no ListServiceDeployments: "previous" is the family's previous
         // revision, which this fixture did deploy.
@@ -158,10 +173,15 @@ async fn ecs_deployer_conformance() {
 
 #[tokio::test]
 #[ignore = "needs moto server"]
-async fn ecs_set_env_registers_a_faithful_copy() {
+async fn ecs_set_env_registers_a_faithful_copy_with_the_value_in_secrets_manager() {
     let moto = Moto::new("eu-west-1");
     let fx = ecs_fixture(&moto).await;
+    let secret_arn = db_url_secret(&moto).await;
+    let secret_name = secret_arn.rsplit_once(":secret:").unwrap().1;
+    // Configured by name (the ARN works too); the name without the random suffix.
+    let secret_name = &secret_name[..secret_name.len() - 7];
     let deployer = EcsDeployer::builder(&moto.config)
+        .with_secret_env("DATABASE_URL", secret_name)
         .with_wait(quick())
         // moto serves no ListServiceDeployments: "previous" is the family's previous
         // revision, which this fixture did deploy.
@@ -194,6 +214,12 @@ async fn ecs_set_env_registers_a_faithful_copy() {
         .send()
         .await
         .unwrap();
+    // The defect: the connection string was in the task definition's environment,
+    // readable by everyone with ecs:DescribeTaskDefinition.
+    assert!(
+        !format!("{out:?}").contains(secret) && !format!("{out:?}").contains("s3cret"),
+        "no plain value anywhere in DescribeTaskDefinition: {out:?}"
+    );
     let td = out.task_definition().unwrap();
     assert_eq!(td.cpu(), Some("256"));
     assert_eq!(td.memory(), Some("512"));
@@ -206,13 +232,27 @@ async fn ecs_set_env_registers_a_faithful_copy() {
     assert_eq!(out.tags().len(), 1, "tags copied: {:?}", out.tags());
     let c = &td.container_definitions()[0];
     assert_eq!(c.image(), Some("meshos/mesh-kernel:sha-def456"));
-    let env: Vec<(&str, &str)> = c
-        .environment()
+    let env: Vec<&str> = c.environment().iter().filter_map(|kv| kv.name()).collect();
+    assert_eq!(env, ["LOG_LEVEL"], "no DATABASE_URL in environment");
+    let secrets: Vec<(&str, &str)> = c
+        .secrets()
         .iter()
-        .map(|kv| (kv.name().unwrap(), kv.value().unwrap()))
+        .map(|s| (s.name(), s.value_from()))
         .collect();
-    assert!(env.contains(&("LOG_LEVEL", "info")), "{env:?}");
-    assert!(env.contains(&("DATABASE_URL", secret)), "{env:?}");
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    assert_eq!(secrets[0].0, "DATABASE_URL");
+    // valueFrom pins the version: ARN:json-key:version-stage:version-id.
+    let (arn, version) = secrets[0].1.split_once(":::").unwrap();
+    assert_eq!(arn, secret_arn);
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.config);
+    let got = sm
+        .get_secret_value()
+        .secret_id(arn)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some(secret));
 
     // The service runs the new revision; the old one is the rollback target.
     let history = deployer.revisions(&fx.service).await.unwrap();

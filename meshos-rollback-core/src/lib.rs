@@ -14,7 +14,7 @@
 //! | [`TrafficShifter`](provider::TrafficShifter) | [`InMemoryTrafficShifter`](memory::InMemoryTrafficShifter) | `AlbTrafficShifter` (aws) |
 //! | [`DnsSwitcher`](provider::DnsSwitcher) | [`InMemoryDnsSwitcher`](memory::InMemoryDnsSwitcher) | `Route53DnsSwitcher` (aws) |
 //! | [`DbRestorer`](provider::DbRestorer) | [`InMemoryDbRestorer`](memory::InMemoryDbRestorer) | `RdsRestorer` (aws) |
-//! | [`MetricsSource`](provider::MetricsSource) | [`InMemoryMetrics`](memory::InMemoryMetrics) | `PrometheusMetrics` (http) |
+//! | [`MetricsSource`](provider::MetricsSource) | [`InMemoryMetrics`](memory::InMemoryMetrics) | `PrometheusMetrics` (http), `CloudWatchMetrics` (aws) |
 //! | [`HealthChecker`](provider::HealthChecker) | [`InMemoryHealthChecker`](memory::InMemoryHealthChecker) | `HttpHealthChecker` (http) |
 //! | [`SmokeTests`](provider::SmokeTests) | [`InMemorySmokeTests`](memory::InMemorySmokeTests) | `CommandSmokeTests` (command) |
 //! | [`Notifier`](provider::Notifier) | [`InMemoryNotifier`](memory::InMemoryNotifier) | `SlackNotifier` (http) |
@@ -23,6 +23,7 @@
 //! | [`CustomerReports`](provider::CustomerReports) | [`InMemoryCustomerReports`](memory::InMemoryCustomerReports) | `HttpCustomerReports` (http) |
 //! | [`ImageRegistry`](provider::ImageRegistry) | [`InMemoryImageRegistry`](memory::InMemoryImageRegistry) | `EcrImageRegistry` (aws) |
 //! | [`RollbackLock`](provider::RollbackLock) | [`InMemoryLock`](memory::InMemoryLock) | `LeaseLock` (k8s) |
+//! | [`LogSource`](provider::LogSource) | [`InMemoryLogs`](memory::InMemoryLogs) | `CloudWatchLogs` (aws) |
 //!
 //! | Feature | Default | Enables |
 //! |---|---|---|

@@ -61,3 +61,20 @@ async fn lines_after_now_are_not_read() {
         .unwrap();
     assert_eq!(got.count, 0, "{got:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn layered_in_memory_logs() {
+    use meshos_rollback_core::layer::{
+        Layered, RetryBudget, RetryLayer, RetryPolicy, TimeoutLayer, standard_stack,
+    };
+    let (logs, fx) = prepared();
+    let inner: Arc<dyn LogSource> = Arc::new(logs);
+    let layer = standard_stack(
+        RetryLayer::new(RetryPolicy::default(), RetryBudget::new(20, 0.1)),
+        TimeoutLayer::standard(),
+        &meshos_rollback_core::redact::Redactor::new(),
+    );
+    let layered = Layered::new(inner, layer);
+    assert_eq!(layered.to_string(), "InMemoryLogs");
+    run(&layered, &fx).await;
+}

@@ -10,6 +10,7 @@ use jiff::SignedDuration;
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::memory::InMemoryLogs;
 use meshos_rollback_core::model::ServiceRef;
+use meshos_rollback_core::provider::LogEvidence;
 use meshos_rollback_core::testing::fleet;
 
 #[tokio::test(start_paused = true)]
@@ -57,12 +58,12 @@ async fn error_lines_since_verification_started_are_in_the_report() {
         panic!("{verify:?}");
     };
     assert!(outcome.passed, "{outcome}");
-    assert_eq!(outcome.error_lines, Some(4), "{outcome}");
-    let samples: Vec<&str> = outcome
-        .error_samples
-        .iter()
-        .map(|l| l.message.as_str())
-        .collect();
+    let Some(LogEvidence::Read(logs)) = &outcome.error_logs else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(logs.count, 4, "{outcome}");
+    assert!(!logs.truncated);
+    let samples: Vec<&str> = logs.samples.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(samples.len(), 3, "at most three samples: {samples:?}");
     assert!(samples[0].starts_with("ERROR upstream auth failed: Bearer "));
     assert!(!samples[0].contains("sk9f8d7s6a5"), "redacted: {samples:?}");
@@ -107,12 +108,8 @@ async fn an_unreadable_log_is_a_note_not_a_failure() {
             _ => None,
         })
         .expect("a verify step");
-    assert_eq!(outcome.error_lines, None);
     assert!(
-        outcome
-            .logs_note
-            .as_deref()
-            .is_some_and(|n| n.contains("InMemoryLogs")),
+        matches!(&outcome.error_logs, Some(LogEvidence::Unreadable(why)) if why.contains("InMemoryLogs")),
         "{outcome:?}"
     );
     assert!(

@@ -24,7 +24,7 @@ use crate::decision::{RollbackPolicy, VerificationReport, VerificationVerdict};
 use crate::model::{Region, ServiceRef};
 use crate::observation::{Observation, Reading, Signal, validate};
 use crate::provider::{
-    DEFAULT_ERROR_PATTERN, HealthCheckResult, HealthEndpoint, LogLine, SmokeTestResult,
+    DEFAULT_ERROR_PATTERN, HealthCheckResult, HealthEndpoint, LogEvidence, SmokeTestResult,
 };
 use crate::redact::Redactor;
 
@@ -54,16 +54,11 @@ pub struct VerificationOutcome {
     pub customer_reports: Option<u32>,
     /// What is wrong, in plain words; empty when passed.
     pub problems: Vec<String>,
-    /// Error lines in the service's log since verification started, when a log
-    /// source is configured and could be read. Evidence only: never a failure.
+    /// With a log source: the error lines in the service's log since verification
+    /// started (their count and up to three, oldest first, redacted and shortened),
+    /// or why the log could not be read. Evidence only: never a failure.
     #[serde(default)]
-    pub error_lines: Option<u64>,
-    /// Up to three of those lines, oldest first, redacted and shortened.
-    #[serde(default)]
-    pub error_samples: Vec<LogLine>,
-    /// Why the log could not be read, when it could not (not a problem).
-    #[serde(default)]
-    pub logs_note: Option<String>,
+    pub error_logs: Option<LogEvidence>,
 }
 
 impl VerificationOutcome {
@@ -106,11 +101,14 @@ impl VerificationOutcome {
 
     /// The error-log evidence for the headline.
     fn logs_part(&self) -> Option<String> {
-        match (self.error_lines, &self.logs_note) {
-            (Some(n), _) => Some(format!("{n} error log line(s) since verification started")),
-            (None, Some(note)) => Some(format!("error logs not read: {note}")),
-            (None, None) => None,
-        }
+        Some(match self.error_logs.as_ref()? {
+            LogEvidence::Read(s) => format!(
+                "{}{} error log line(s) since verification started",
+                if s.truncated { "at least " } else { "" },
+                s.count
+            ),
+            LogEvidence::Unreadable(why) => format!("error logs not read: {why}"),
+        })
     }
 }
 
@@ -125,8 +123,10 @@ impl fmt::Display for VerificationOutcome {
                 write!(f, "\n  {line}")?;
             }
         }
-        for line in &self.error_samples {
-            write!(f, "\n  log: {line}")?;
+        if let Some(LogEvidence::Read(s)) = &self.error_logs {
+            for line in &s.samples {
+                write!(f, "\n  log: {line}")?;
+            }
         }
         Ok(())
     }
@@ -185,22 +185,17 @@ pub(crate) async fn verify(
             .errors(service, started, DEFAULT_ERROR_PATTERN, LOG_SAMPLES)
             .await
         {
-            Ok(summary) => {
+            Ok(mut summary) => {
                 // The journal masks the engine's registered secrets; this masks
                 // credential patterns (tokens, webhook paths) that a log line may carry.
                 let redactor = Redactor::new();
-                out.error_lines = Some(summary.count);
-                out.error_samples = summary
-                    .samples
-                    .into_iter()
-                    .take(LOG_SAMPLES)
-                    .map(|l| LogLine {
-                        at: l.at,
-                        message: shorten(&redactor.redact(l.message.trim_end())),
-                    })
-                    .collect();
+                summary.samples.truncate(LOG_SAMPLES);
+                for l in &mut summary.samples {
+                    l.message = shorten(&redactor.redact(l.message.trim_end()));
+                }
+                out.error_logs = Some(LogEvidence::Read(summary));
             }
-            Err(e) => out.logs_note = Some(format!("{logs}: {e}")),
+            Err(e) => out.error_logs = Some(LogEvidence::Unreadable(format!("{logs}: {e}"))),
         }
     }
     Ok(out)
@@ -233,9 +228,7 @@ async fn checks(
         last_metrics: None,
         customer_reports: None,
         problems: Vec::new(),
-        error_lines: None,
-        error_samples: Vec::new(),
-        logs_note: None,
+        error_logs: None,
     };
     let eps: Vec<HealthEndpoint> = spec
         .health_endpoints

@@ -44,6 +44,17 @@ pub struct LogSummary {
     pub truncated: bool,
 }
 
+/// What a log said over a window, kept as evidence in a report: the summary, or why
+/// the log could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogEvidence {
+    /// The log was read.
+    Read(LogSummary),
+    /// It could not be read, and why.
+    Unreadable(String),
+}
+
 /// Reads a service's log lines (CloudWatch Logs, Loki, files).
 ///
 /// Patterns follow CloudWatch Logs' filter syntax for unquoted terms: whitespace
