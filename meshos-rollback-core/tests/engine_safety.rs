@@ -867,3 +867,40 @@ async fn every_entry_carries_the_runs_lease_tokens_for_fencing() {
         .unwrap();
     engine.execute(plan, s.manual_for(&r)).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_redeploy_of_a_tag_this_run_moved_is_pinned_by_digest() {
+    let s = scenario(&["us-east-1"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    // Retag the known-good image as `latest`, then redeploy `latest`: an unchanged
+    // `:latest` would start no new tasks, so the redeploy names the digest.
+    let spec = quick(RollbackSpec::new(vec![
+        RegionSpec::new(r.clone(), fleet::api(&r))
+            .with_deployment(DeploymentAction::RedeployImage {
+                container: Some("api".into()),
+                image: "meshos/mesh-kernel:latest".into(),
+                retag: Some(RetagSpec {
+                    repository: "meshos/mesh-kernel".into(),
+                    source: ImageRef::Tag("sha-abc123".into()),
+                    tag: "latest".into(),
+                }),
+            })
+            .without_verification(),
+    ]));
+    let engine = s.engine();
+    let plan = engine.plan(&spec).await.unwrap();
+    let report = engine.execute(plan, s.manual_for(&r)).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report}");
+    let h = s
+        .world
+        .region(&r)
+        .deployer
+        .revisions(&fleet::api(&r))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.current.image.as_deref(),
+        Some("meshos/mesh-kernel@sha256:0a1b2c3d")
+    );
+}

@@ -48,12 +48,17 @@ pub(super) async fn roll_back(
     Ok(StepOutcome::Deployed { change })
 }
 
+/// Redeploys `image`. When this run retagged that very tag first (retag `latest`,
+/// then redeploy `latest`), the image is pinned by the digest the retag reported:
+/// an unchanged `:latest` in a task definition or pod template starts no new tasks,
+/// and a tag can move again under a running rollback.
 pub(super) async fn redeploy(
     ctx: &StepCtx<'_>,
     service: &ServiceId,
     container: Option<&str>,
     image: &str,
 ) -> StepResult {
+    let image = pinned(ctx, image);
     let change = ctx
         .region_providers()?
         .deployer
@@ -61,11 +66,40 @@ pub(super) async fn redeploy(
             service,
             &ImageUpdate {
                 container: container.map(str::to_owned),
-                image: image.to_owned(),
+                image,
             },
         )
         .await?;
     Ok(StepOutcome::Deployed { change })
+}
+
+/// `repo:tag` as `repo@digest` when a retag step of this region moved `tag` to
+/// `digest`; any other image as it is.
+fn pinned(ctx: &StepCtx<'_>, image: &str) -> String {
+    let Some((repo, tag)) = image
+        .rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/') && !image.contains('@'))
+    else {
+        return image.to_owned();
+    };
+    let digest = ctx
+        .done
+        .iter()
+        .find_map(|(step, outcome)| match (step, outcome) {
+            (
+                Step::RetagImage {
+                    repository, tag: t, ..
+                },
+                StepOutcome::Retagged { digest, .. },
+            ) if t == tag && (repo == repository || repo.ends_with(&format!("/{repository}"))) => {
+                Some(digest.clone())
+            }
+            _ => None,
+        });
+    match digest {
+        Some(d) => format!("{repo}@{d}"),
+        None => image.to_owned(),
+    }
 }
 
 pub(super) async fn wait_stable(ctx: &StepCtx<'_>, service: &ServiceId) -> StepResult {
