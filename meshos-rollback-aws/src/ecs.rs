@@ -178,6 +178,7 @@ impl EcsDeployerBuilder {
             cluster: self.cluster,
             wait: self.wait,
             family_fallback: self.family_fallback,
+            guessed: Mutex::default(),
             service_deployments_api: AtomicU8::new(API_UNKNOWN),
             targets: Mutex::new(HashMap::new()),
             secrets,
@@ -236,6 +237,9 @@ pub struct EcsDeployer {
     cluster: Option<String>,
     wait: Backoff,
     family_fallback: bool,
+    /// Task definitions guessed by the family fallback, noted on the revisions
+    /// `revisions()` reports.
+    guessed: Mutex<std::collections::HashSet<String>>,
     service_deployments_api: AtomicU8,
     /// The revision each service was last moved to by this deployer, so a wait can
     /// tell "my rollout failed and the circuit breaker undid it" from progress.
@@ -382,6 +386,7 @@ impl EcsDeployer {
     async fn revision(&self, arn: &str) -> Result<Revision> {
         let (td, _) = self.task_definition(arn).await?;
         Ok(Revision {
+            note: None,
             id: RevisionId::new(td.task_definition_arn().unwrap_or(arn)),
             image: td
                 .container_definitions()
@@ -608,7 +613,14 @@ impl EcsDeployer {
         }
         let history = match self.deployment_history(cluster, name).await? {
             Some(h) if h.iter().any(|a| !skip.iter().any(|s| same_td(s, a))) => h,
-            _ if self.family_fallback => self.family_history(&view.current).await?,
+            _ if self.family_fallback => {
+                let guessed = self.family_history(&view.current).await?;
+                self.guessed
+                    .lock()
+                    .expect("lock")
+                    .extend(guessed.iter().cloned());
+                guessed
+            }
             _ => Vec::new(),
         };
         for arn in history {
@@ -940,11 +952,18 @@ impl Deployer for EcsDeployer {
         let mut revisions = Vec::with_capacity(previous.len());
         for (i, arn) in previous.into_iter().take(HISTORY_LEN).enumerate() {
             // The rollback target is described; older entries keep just their id.
-            revisions.push(if i == 0 {
+            let guessed = self.guessed.lock().expect("lock").contains(&arn);
+            let mut revision = if i == 0 {
                 self.revision(&arn).await?
             } else {
-                Revision::new(arn)
-            });
+                Revision::new(arn.as_str())
+            };
+            if guessed {
+                revision = revision.with_note(format!(
+                    "{arn} is the family's previous revision (no deployment history to read), which may never have been deployed"
+                ));
+            }
+            revisions.push(revision);
         }
         Ok(RevisionHistory {
             current,

@@ -604,6 +604,16 @@ async fn the_family_fallback_is_off_by_default() {
         .unwrap();
     assert_eq!(change.to.as_str(), td(2));
     assert_eq!((family.num_calls(), update.num_calls()), (1, 1));
+    // The guess travels with the revision, so the plan shows it as a warning.
+    let history = ecs.revisions(&api()).await.unwrap();
+    let target = history.rollback_target().expect("the guessed revision");
+    assert!(
+        target
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("which may never have been deployed")),
+        "{target:?}"
+    );
 }
 
 // ------------------------------------------------------------ 5. tags need ecs:TagResource

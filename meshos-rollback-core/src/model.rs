@@ -208,6 +208,10 @@ pub struct Revision {
     pub image: Option<String>,
     /// When the revision was created, when known.
     pub created_at: Option<Timestamp>,
+    /// What the operator should know about it, such as "it may never have been
+    /// deployed" for a guessed previous revision; the plan shows it as a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Revision {
@@ -217,7 +221,14 @@ impl Revision {
             id: id.into(),
             image: None,
             created_at: None,
+            note: None,
         }
+    }
+
+    /// Adds a note for the operator.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
     }
 
     /// Sets the image.

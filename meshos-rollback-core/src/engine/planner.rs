@@ -624,7 +624,12 @@ impl Planner<'_> {
                         ));
                         Some(done_to)
                     }
-                    RollbackTarget::Previous => history.rollback_target().map(|rev| rev.id.clone()),
+                    RollbackTarget::Previous => history.rollback_target().map(|rev| {
+                        if let Some(note) = &rev.note {
+                            self.warnings.push(format!("{region}: {note}"));
+                        }
+                        rev.id.clone()
+                    }),
                     RollbackTarget::Revision(id) => {
                         if !history.contains(id) {
                             self.warnings.push(format!(

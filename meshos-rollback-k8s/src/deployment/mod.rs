@@ -438,6 +438,7 @@ impl Deployer for K8sDeployer {
         let template = &snap.deployment.template;
         let created = |c: &Option<String>| c.as_deref().and_then(|t| t.parse().ok());
         let current = Revision {
+            note: None,
             id: snap.current_id(),
             image: first_image(template),
             created_at: snap
@@ -450,6 +451,7 @@ impl Deployer for K8sDeployer {
             .previous(template)
             .into_iter()
             .map(|rs| Revision {
+                note: None,
                 id: RevisionId::new(rs.stable_id().to_string()),
                 image: rs.image(),
                 created_at: created(&rs.created),
