@@ -776,7 +776,6 @@ impl Journal for FileJournal {
 pub(crate) struct StepStates {
     pub(crate) succeeded: HashMap<StepId, StepOutcome>,
     pub(crate) pre_state: HashMap<StepId, PreState>,
-    pub(crate) started: std::collections::HashSet<StepId>,
 }
 
 impl StepStates {
@@ -784,12 +783,12 @@ impl StepStates {
         let mut s = StepStates::default();
         for e in entries {
             match &e.event {
-                JournalEvent::StepStarted { step, pre_state } => {
-                    s.started.insert(step.clone());
-                    if let Some(p) = pre_state {
-                        // Keep the first reading: it is the state before any attempt.
-                        s.pre_state.entry(step.clone()).or_insert_with(|| p.clone());
-                    }
+                JournalEvent::StepStarted {
+                    step,
+                    pre_state: Some(p),
+                } => {
+                    // Keep the first reading: it is the state before any attempt.
+                    s.pre_state.entry(step.clone()).or_insert_with(|| p.clone());
                 }
                 JournalEvent::StepSucceeded { step, outcome } => {
                     s.succeeded.insert(step.clone(), outcome.clone());

@@ -209,14 +209,9 @@ impl Run {
             incident_id: self.request.incident.id.clone(),
             text,
         };
-        let limit = self.engine.notify_timeout;
-        let sent = match tokio::time::timeout(limit, n.send(&message)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                operation: format!("{n}: send"),
-                after: limit,
-            }),
-        };
+        let sent = self
+            .bounded(|| format!("{n}: send"), n.send(&message))
+            .await;
         let event = match sent {
             Ok(()) => {
                 self.emit(|| ProgressEvent::MessageSent {
@@ -237,6 +232,21 @@ impl Run {
         self.record(event).await;
     }
 
+    /// A message or a page, given up after the notify timeout.
+    async fn bounded(
+        &self,
+        operation: impl FnOnce() -> String,
+        call: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let limit = self.engine.notify_timeout;
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                operation: operation(),
+                after: limit,
+            })
+        })
+    }
+
     /// Pages on-call, if an escalator is configured (the plan refuses a policy that
     /// needs one without it). A failed page is journalled.
     async fn page(&self, region: &Region, summary: String, severity: Severity) {
@@ -254,14 +264,9 @@ impl Run {
                 ("run".to_owned(), self.plan.run_id.to_string()),
             ]),
         };
-        let limit = self.engine.notify_timeout;
-        let paged = match tokio::time::timeout(limit, esc.trigger(&escalation)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                operation: format!("{esc}: trigger"),
-                after: limit,
-            }),
-        };
+        let paged = self
+            .bounded(|| format!("{esc}: trigger"), esc.trigger(&escalation))
+            .await;
         let event = match paged {
             Ok(()) => JournalEvent::Escalated {
                 dedup_key: escalation.dedup_key,
