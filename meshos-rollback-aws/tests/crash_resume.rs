@@ -82,7 +82,7 @@ use meshos_rollback_core::model::{Incident, Region, ServiceId, Severity};
 use meshos_rollback_core::provider::{DbInstanceId, RouteId, SnapshotId, TargetId};
 use meshos_rollback_core::wait::Backoff;
 use secrecy::SecretString;
-use support::Moto;
+use support::{Moto, form};
 
 // ---------------------------------------------------------------- the scenario
 
@@ -682,48 +682,6 @@ fn classify_sdk(request: &HttpRequest) -> (String, String) {
         |name| request.headers().get(name).map(str::to_owned),
         request.body().bytes().unwrap_or_default(),
     )
-}
-
-/// A form-encoded (query protocol) body as a map; empty if it is not one.
-fn form(body: &[u8]) -> BTreeMap<String, String> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return BTreeMap::new();
-    };
-    if text.trim_start().starts_with(['{', '<']) {
-        return BTreeMap::new();
-    }
-    text.split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            Some((percent_decode(k), percent_decode(v)))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------------------------------------------------------------- staging

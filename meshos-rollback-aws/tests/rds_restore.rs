@@ -44,7 +44,7 @@ use meshos_rollback_core::provider::{
     CREATED_BY_RUN, DbRestorer, DbStatus, ResourceTags, RestorePoint,
 };
 use meshos_rollback_core::wait::Backoff;
-use support::unique;
+use support::{form, unique};
 
 fn quick() -> Backoff {
     Backoff {
@@ -204,49 +204,6 @@ impl HttpConnector for CaptureConnector {
         }
         self.inner.call(request)
     }
-}
-
-/// A form-encoded (query protocol) body as a map; empty if it is not one (as in
-/// tests/crash_resume.rs).
-fn form(body: &[u8]) -> BTreeMap<String, String> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return BTreeMap::new();
-    };
-    if text.trim_start().starts_with(['{', '<']) {
-        return BTreeMap::new();
-    }
-    text.split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            Some((percent_decode(k), percent_decode(v)))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------------------------------------------------------------- mocks

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -261,4 +262,47 @@ impl HttpConnector for MotoConnector {
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.inner.call(request)
     }
+}
+
+/// A form-encoded (AWS query protocol) request body as a map; empty if it is not one.
+pub(crate) fn form(body: &[u8]) -> BTreeMap<String, String> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return BTreeMap::new();
+    };
+    if text.trim_start().starts_with(['{', '<']) {
+        return BTreeMap::new();
+    }
+    text.split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((percent_decode(k), percent_decode(v)))
+        })
+        .collect()
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space).
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
