@@ -27,8 +27,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# An example, as the binary the test command built (MESHOS_EXAMPLES_BIN), else by cargo.
+run_example() {
+  local pkg=$1 name=$2
+  shift 2
+  if [ -n "${MESHOS_EXAMPLES_BIN:-}" ]; then
+    "$MESHOS_EXAMPLES_BIN/$name" "$@"
+  else
+    cargo run -q -p "$pkg" --example "$name" -- "$@"
+  fi
+}
+
 echo "==> writing the demo data set"
-anchor="$(cargo run -q -p meshos-rollback-http --example prometheus_testdata -- "$dir/data.om")"
+anchor="$(run_example meshos-rollback-http prometheus_testdata "$dir/data.om")"
 "$MESHOS_PROMTOOL_BIN" tsdb create-blocks-from openmetrics "$dir/data.om" "$dir/tsdb" >/dev/null
 printf 'global:\n  scrape_interval: 15s\n' >"$dir/prometheus.yml"
 
@@ -46,7 +57,7 @@ done
 curl -sf "$url/-/ready" >/dev/null || { echo "Prometheus did not become ready" >&2; cat "$dir/prometheus.log" >&2; exit 1; }
 
 echo "==> cargo run -p meshos-rollback-examples --example prometheus_verification -- --at $anchor"
-MESHOS_PROMETHEUS_URL="$url" cargo run -q -p meshos-rollback-examples --example prometheus_verification -- --at "$anchor"
+MESHOS_PROMETHEUS_URL="$url" run_example meshos-rollback-examples prometheus_verification --at "$anchor"
 
 if $keep; then
   echo
