@@ -17,15 +17,12 @@ pub async fn run(notifier: &dyn Notifier, received: &(dyn Fn() -> Vec<String> + 
         "Status update: 2 of 4 steps done in us-east-1",
     ];
     for (i, text) in texts.iter().enumerate() {
-        let message = Message {
-            kind: if i == 0 {
-                MessageKind::Announcement
-            } else {
-                MessageKind::StatusUpdate
-            },
-            incident_id: "INC-TEST-001".into(),
-            text: (*text).to_owned(),
+        let kind = if i == 0 {
+            MessageKind::Announcement
+        } else {
+            MessageKind::StatusUpdate
         };
+        let message = Message::new(kind, "INC-TEST-001", *text);
         expect_ok(notifier.send(&message).await, "send");
     }
     let got = received();

@@ -204,11 +204,7 @@ impl Run {
             self.emit(|| ProgressEvent::MessageSent { kind, text });
             return;
         };
-        let message = Message {
-            kind,
-            incident_id: self.request.incident.id.clone(),
-            text,
-        };
+        let message = Message::new(kind, self.request.incident.id.clone(), text);
         let sent = self
             .bounded(|| format!("{n}: send"), n.send(&message))
             .await;

@@ -255,6 +255,13 @@ impl<L: Layer> Escalator for Layered<dyn Escalator, L> {
     async fn resolve(&self, dedup_key: &str) -> Result<()> {
         through!(self, "resolve", true, |p| p.resolve(dedup_key))
     }
+    async fn acknowledge(&self, dedup_key: &str) -> Result<()> {
+        through!(self, "acknowledge", true, |p| p.acknowledge(dedup_key))
+    }
+    async fn change_event(&self, change: &ChangeEvent) -> Result<()> {
+        // A repeated change event is a duplicate line on a timeline, not a page.
+        through!(self, "change_event", true, |p| p.change_event(change))
+    }
 }
 
 #[async_trait]

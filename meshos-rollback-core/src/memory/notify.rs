@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::provider::{Escalation, Escalator, Message, Notifier};
+use crate::provider::{ChangeEvent, Escalation, Escalator, Message, Notifier};
 
 /// Records every message, in order.
 #[derive(Debug, Default)]
@@ -50,7 +50,9 @@ pub struct InMemoryEscalator {
 #[derive(Debug, Default)]
 struct EscalatorState {
     open: BTreeMap<String, Escalation>,
+    acknowledged: std::collections::BTreeSet<String>,
     history: Vec<(String, String)>,
+    changes: Vec<ChangeEvent>,
 }
 
 impl InMemoryEscalator {
@@ -64,9 +66,19 @@ impl InMemoryEscalator {
         self.state.lock().expect("lock").open.clone()
     }
 
-    /// Every event, as (`trigger` or `resolve`, dedup key).
+    /// Every event, as (`trigger`, `acknowledge` or `resolve`, dedup key).
     pub fn history(&self) -> Vec<(String, String)> {
         self.state.lock().expect("lock").history.clone()
+    }
+
+    /// Open pages a person has acknowledged.
+    pub fn acknowledged(&self) -> Vec<String> {
+        self.state.lock().expect("lock").acknowledged.iter().cloned().collect()
+    }
+
+    /// The change events recorded, in order.
+    pub fn change_events(&self) -> Vec<ChangeEvent> {
+        self.state.lock().expect("lock").changes.clone()
     }
 }
 
@@ -97,6 +109,26 @@ impl Escalator for InMemoryEscalator {
         let mut st = self.state.lock().expect("lock");
         st.history.push(("resolve".into(), dedup_key.to_owned()));
         st.open.remove(dedup_key);
+        st.acknowledged.remove(dedup_key);
+        Ok(())
+    }
+
+    async fn acknowledge(&self, dedup_key: &str) -> Result<()> {
+        let mut st = self.state.lock().expect("lock");
+        st.history
+            .push(("acknowledge".into(), dedup_key.to_owned()));
+        // PagerDuty accepts an acknowledge of a key with no open incident and drops it.
+        if st.open.contains_key(dedup_key) {
+            st.acknowledged.insert(dedup_key.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn change_event(&self, change: &ChangeEvent) -> Result<()> {
+        if change.summary.is_empty() {
+            return Err(crate::Error::invalid("change.summary", "must not be empty"));
+        }
+        self.state.lock().expect("lock").changes.push(change.clone());
         Ok(())
     }
 }

@@ -54,11 +54,7 @@ async fn slack_503s_are_retried_by_the_layer_and_a_400_is_not() {
     );
     let slack_layered = Layered::new(inner.clone(), stack());
     assert_eq!(slack_layered.to_string(), "Slack(#rollbacks)");
-    let msg = Message {
-        kind: MessageKind::StatusUpdate,
-        incident_id: "INC-1".into(),
-        text: "update".into(),
-    };
+    let msg = Message::new(MessageKind::StatusUpdate, "INC-1", "update");
     slack_layered.send(&msg).await.unwrap();
     assert_eq!(slack.requests().len(), 3, "two 503s, then delivered");
     assert!(

@@ -26,11 +26,7 @@ fn notifier(base: &str) -> SlackNotifier {
 }
 
 fn message(kind: MessageKind, text: &str) -> Message {
-    Message {
-        kind,
-        incident_id: "INC-20251030-001".into(),
-        text: text.into(),
-    }
+    Message::new(kind, "INC-20251030-001", text)
 }
 
 /// The playbook's announcement, exactly (Communication § During Rollback); the
