@@ -354,8 +354,10 @@ async fn the_incident_report_and_email_follow_the_playbook_templates_exactly() {
 - 10:05 UTC: Alert triggered - error rate 5%
 - 10:08 UTC: Decision to rollback
 - 10:10 UTC: Rollback initiated (manual, approved by alice as on-call engineer)
+- 10:10 UTC: Announcement sent to incident-channel
 - 10:10 UTC: Rollback completed
 - 10:25 UTC: Health checks passing
+- 10:26 UTC: Resolution sent to incident-channel
 
 ## Root Cause
 

@@ -125,11 +125,12 @@ async fn a_region_whose_verification_fails_stays_out_of_routing() {
             .contains("the rollback did NOT fix it: FAIL: us-east-1 /api/v1/status HTTP 503"),
         "{verify:?}"
     );
-    // On-call was paged, once, for this run and region.
+    // On-call was paged, once, for this incident and region (a re-planned run of the
+    // same incident re-triggers the same page).
     let pages = s.world.escalator.open_pages();
     assert_eq!(pages.len(), 1);
     let (key, page) = pages.into_iter().next().unwrap();
-    assert_eq!(key, format!("meshos-rollback/{}/us-east-1", report.run_id));
+    assert_eq!(key, "meshos-rollback/INC-20251030-001/us-east-1");
     assert_eq!(page.severity, meshos_rollback_core::model::Severity::High);
 }
 

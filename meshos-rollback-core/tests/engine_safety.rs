@@ -464,7 +464,7 @@ async fn paging_without_an_escalator_is_refused_and_a_failed_page_is_journalled(
     assert_eq!(
         err.plan_problems().unwrap(),
         [PlanProblem::NoEscalator {
-            needed_for: "on_failure = \"escalate\"".into()
+            needed_for: "on_failure = \"escalate\" (comms.routes.region_failed)".into()
         }]
     );
 

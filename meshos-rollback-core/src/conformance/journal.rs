@@ -60,6 +60,7 @@ fn escalated(n: usize) -> JournalEvent {
     JournalEvent::Escalated {
         dedup_key: format!("conformance/{n}"),
         summary: format!("entry {n}"),
+        to: "on-call".into(),
     }
 }
 

@@ -270,6 +270,56 @@ impl Engine {
         }
     }
 
+    /// Tells the routes of `comms` about a decision, outside a run: data corruption
+    /// to `routes.data_corruption` at once, customer reports to
+    /// `routes.customer_reports`, anything at "initiate rollback" or worse to
+    /// `routes.region_failed`. Returns who was told and whether it reached them.
+    pub async fn tell_decision(
+        &self,
+        comms: &super::spec::CommsSpec,
+        incident: &crate::model::Incident,
+        region: &crate::model::Region,
+        decision: &crate::decision::Decision,
+    ) -> Vec<super::routing::Told> {
+        super::routing::tell_decision(
+            &self.inner.providers,
+            comms,
+            incident,
+            region,
+            decision,
+            self.inner.notify_timeout,
+        )
+        .await
+    }
+
+    /// The next incident id of today, `INC-YYYYMMDD-NNN` (UTC), counted from the
+    /// incidents of the journal's newest [`EARLIER_RUNS_READ`] runs. Two engines that
+    /// share no journal can hand out the same number.
+    pub async fn next_incident_id(&self) -> Result<String> {
+        let day = self.inner.clock.now().strftime("%Y%m%d").to_string();
+        let prefix = format!("INC-{day}-");
+        let mut highest = 0u32;
+        let runs = self.inner.journal.runs().await?;
+        for run in runs.iter().rev().take(EARLIER_RUNS_READ) {
+            let Ok(entries) = self.inner.journal.load(run).await else {
+                continue;
+            };
+            let Some(JournalEvent::RunStarted { request, .. }) = entries.first().map(|e| &e.event)
+            else {
+                continue;
+            };
+            if let Some(n) = request
+                .incident
+                .id
+                .strip_prefix(&prefix)
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                highest = highest.max(n);
+            }
+        }
+        Ok(format!("{prefix}{:03}", highest + 1))
+    }
+
     /// Runs a plan. Fails before changing anything when the checklist gate is not
     /// passed, the plan's run already has a journal (use [`resume`](Self::resume)), a
     /// restore would bring back data from after the incident began, or a service is
@@ -284,10 +334,14 @@ impl Engine {
     pub async fn execute_with(
         &self,
         plan: RollbackPlan,
-        request: RollbackRequest,
+        mut request: RollbackRequest,
         control: RunControl,
     ) -> Result<RunReport> {
         let _active = self.activate(&plan.run_id)?;
+        if request.incident.id.trim().is_empty() {
+            // No id given: the next of today's, from the journal.
+            request.incident.id = self.next_incident_id().await?;
+        }
         if !self.inner.journal.load(&plan.run_id).await?.is_empty() {
             return Err(Error::conflict(
                 "engine",

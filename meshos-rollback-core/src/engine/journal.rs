@@ -110,6 +110,9 @@ pub enum JournalEvent {
         kind: MessageKind,
         /// The text, redacted.
         text: String,
+        /// The contact told (`incident-channel`); empty in journals older than routes.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        to: String,
     },
     /// A message could not be sent (the rollback went on).
     MessageFailed {
@@ -117,20 +120,43 @@ pub enum JournalEvent {
         kind: MessageKind,
         /// The error, redacted.
         error: String,
+        /// The contact that was not told.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        to: String,
     },
-    /// On-call was paged.
+    /// Someone was paged.
     Escalated {
         /// The page's dedup key.
         dedup_key: String,
         /// Its summary.
         summary: String,
+        /// The contact paged (`on-call`); empty in journals older than routes.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        to: String,
     },
-    /// Paging on-call failed (the rollback went on).
+    /// Paging failed (the rollback went on).
     EscalationFailed {
         /// The page's dedup key.
         dedup_key: String,
         /// The error, redacted.
         error: String,
+        /// The contact that was not paged.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        to: String,
+    },
+    /// A page this run opened was resolved: the rollback succeeded and was verified.
+    PageResolved {
+        /// The page's dedup key.
+        dedup_key: String,
+        /// The contact whose pager it was.
+        to: String,
+    },
+    /// A change event (rollback started or finished) reached a service's timeline.
+    ChangeEventSent {
+        /// Its summary.
+        summary: String,
+        /// The contact whose timeline it is.
+        to: String,
     },
     /// A lease was lost: the run stopped at the next step boundary.
     LeaseLost {

@@ -40,6 +40,7 @@ mod problem;
 mod progress;
 mod providers;
 mod report;
+pub mod routing;
 mod runner;
 mod spec;
 mod steps;
@@ -63,7 +64,7 @@ pub use plan::{
 pub use problem::{PlanProblem, PlanRefusal};
 pub use progress::{ProgressEvent, ProgressObserver, RunControl};
 pub use providers::{Providers, RegionProviders};
-pub use report::{RegionReport, RegionStatus, RunReport, RunStatus, StepReport, StepStatus};
+pub use report::{Notification, RegionReport, RegionStatus, RunReport, RunStatus, StepReport, StepStatus};
 pub use spec::{
     CommsSpec, ConnectionSwitch, DatabaseSpec, DeploymentAction, DnsSpec, PartialFailure, Readmit,
     RegionSpec, RestoreFrom, RetagSpec, RollbackSpec, StepDeadlines, TrafficSpec, VerificationSpec,

@@ -130,9 +130,17 @@ pub(super) async fn build(input: PlanInput<'_>) -> Result<RollbackPlan> {
         problems: Vec::new(),
         warnings: Vec::new(),
     };
-    if spec.on_failure == PartialFailure::Escalate && providers.escalator.is_none() {
+    let comms = &spec.comms;
+    p.problems
+        .extend(super::routing::check(&comms.contacts, &comms.routes, providers));
+    let routing = super::routing::Routing::resolve(&comms.contacts, &comms.routes, providers);
+    let pages_on_failure = routing
+        .targets(super::routing::CommsEvent::RegionFailed)
+        .iter()
+        .any(|t| matches!(t.channel, super::routing::Channel::Pager(_)));
+    if spec.on_failure == PartialFailure::Escalate && !pages_on_failure {
         p.problems.push(PlanProblem::NoEscalator {
-            needed_for: "on_failure = \"escalate\"".into(),
+            needed_for: "on_failure = \"escalate\" (comms.routes.region_failed)".into(),
         });
     }
     p.check_exclusions().await;

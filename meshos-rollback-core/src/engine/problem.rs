@@ -132,6 +132,15 @@ pub enum PlanProblem {
         /// What it reverted.
         reverted: Vec<String>,
     },
+    /// A communication route that reaches nobody, or the wrong kind of channel.
+    BadRoute {
+        /// The config key (`comms.routes.unresolved`, `comms.contacts.vp.via`).
+        field: String,
+        /// The contact named.
+        contact: String,
+        /// What is wrong and what to do.
+        why: String,
+    },
     /// The region has no step.
     NothingToDo {
         /// The region.
@@ -229,6 +238,11 @@ impl fmt::Display for PlanProblem {
                 "{region}: run {run} already reverted [{}] and did not finish; \"last batch\" now would revert the batch before it: resume {run}, or name the migration to revert",
                 reverted.join(", ")
             ),
+            PlanProblem::BadRoute {
+                field,
+                contact,
+                why,
+            } => write!(f, "{field}: contact \"{contact}\" {why}"),
             PlanProblem::NothingToDo { region } => write!(f, "{region}: nothing to do"),
         }
     }

@@ -74,6 +74,8 @@ pub struct Providers {
     /// Service logs (global: queries carry the region). Verification counts error
     /// lines as evidence; they do not decide whether it passed.
     pub logs: Option<Arc<dyn LogSource>>,
+    /// Named channels that the spec's `comms.contacts` reach people through.
+    pub channels: BTreeMap<String, super::routing::Channel>,
 }
 
 impl Providers {
@@ -133,6 +135,13 @@ impl Providers {
     /// Sets the image registry.
     pub fn with_registry(mut self, p: Arc<dyn ImageRegistry>) -> Self {
         self.registry = Some(p);
+        self
+    }
+
+    /// Registers a named channel (`"slack"`, `"pagerduty"`, `"email"`) for the spec's
+    /// contacts to be reached through.
+    pub fn with_channel(mut self, name: impl Into<String>, channel: super::routing::Channel) -> Self {
+        self.channels.insert(name.into(), channel);
         self
     }
 

@@ -181,6 +181,46 @@ pub struct RunReport {
     /// journal could not hold them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journal_errors: Vec<String>,
+    /// Who was told what, and when: every message, page, resolve and change event,
+    /// sent or failed.
+    #[serde(default)]
+    pub notifications: Vec<Notification>,
+}
+
+/// One thing told to one contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// When.
+    pub at: Timestamp,
+    /// The contact (`incident-channel`, `on-call`, `eng-manager`).
+    pub to: String,
+    /// What: `announcement`, `page`, `page resolved`, `change event`, ….
+    pub what: String,
+    /// The page's dedup key, for pages and their resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
+    /// Why it did not reach them, if it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    /// The pages this run opened and has not resolved, as (contact, dedup key).
+    pub fn open_pages(&self) -> Vec<(String, String)> {
+        let mut open: Vec<(String, String)> = Vec::new();
+        for n in &self.notifications {
+            let (Some(key), None) = (&n.dedup_key, &n.error) else {
+                continue;
+            };
+            let pair = (n.to.clone(), key.clone());
+            match n.what.as_str() {
+                "page" if !open.contains(&pair) => open.push(pair),
+                "page resolved" => open.retain(|p| *p != pair),
+                _ => {}
+            }
+        }
+        open
+    }
 }
 
 impl RunReport {
@@ -263,11 +303,21 @@ impl RunReport {
                 }
             }
         }
-        for (at, summary) in &self.escalations {
-            t.push(TimelineEntry::new(
-                *at,
-                format!("Escalated to on-call: {summary}"),
-            ));
+        let mut pages = self.escalations.iter();
+        for n in &self.notifications {
+            // Status updates every two minutes would drown the timeline; they are in
+            // `messages`.
+            // Change events are on the service's own timeline already.
+            let line = match (n.what.as_str(), &n.error) {
+                ("status update" | "change event", _) => continue,
+                ("page", None) => {
+                    let summary = pages.next().map_or("", |(_, s)| s.as_str());
+                    format!("Escalated to {}: {summary}", n.to)
+                }
+                (what, None) => format!("{} sent to {}", capitalised(what), n.to),
+                (what, Some(e)) => format!("{} to {} FAILED: {e}", capitalised(what), n.to),
+            };
+            t.push(TimelineEntry::new(n.at, line));
         }
         if let Some(at) = self.finished_at
             && self.status != RunStatus::Succeeded
@@ -493,6 +543,24 @@ pub(crate) struct ReportBuilder {
     index: std::collections::HashMap<StepId, (usize, usize)>,
 }
 
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
+/// A message kind in the words of the timeline.
+fn kind_word(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Announcement => "announcement",
+        MessageKind::StatusUpdate => "status update",
+        MessageKind::Resolution => "resolution",
+        MessageKind::Info => "message",
+        MessageKind::StakeholderEmail => "stakeholder e-mail",
+        MessageKind::Escalation => "escalation",
+    }
+}
+
 impl ReportBuilder {
     /// Starts from the run's first entry, which must be `RunStarted`.
     pub(crate) fn start(first: &JournalEntry) -> Result<Self> {
@@ -551,6 +619,7 @@ impl ReportBuilder {
                 escalations: Vec::new(),
                 resumes: 0,
                 failed_escalations: Vec::new(),
+                notifications: Vec::new(),
                 leases_lost: Vec::new(),
                 journal_errors: Vec::new(),
             },
@@ -610,15 +679,34 @@ impl ReportBuilder {
                     s.note = Some(reason.clone());
                 }
             }
-            JournalEvent::MessageSent { kind, text } => {
-                self.report.messages.push((at, *kind, text.clone()))
+            JournalEvent::MessageSent { kind, text, to } => {
+                self.report.messages.push((at, *kind, text.clone()));
+                self.told(at, to, kind_word(*kind), None, None);
             }
-            JournalEvent::MessageFailed { .. } => {}
-            JournalEvent::Escalated { summary, .. } => {
-                self.report.escalations.push((at, summary.clone()))
+            JournalEvent::MessageFailed { kind, error, to } => {
+                self.told(at, to, kind_word(*kind), None, Some(error));
             }
-            JournalEvent::EscalationFailed { error, .. } => {
-                self.report.failed_escalations.push((at, error.clone()))
+            JournalEvent::Escalated {
+                summary,
+                dedup_key,
+                to,
+            } => {
+                self.report.escalations.push((at, summary.clone()));
+                self.told(at, to, "page", Some(dedup_key), None);
+            }
+            JournalEvent::EscalationFailed {
+                error,
+                dedup_key,
+                to,
+            } => {
+                self.report.failed_escalations.push((at, error.clone()));
+                self.told(at, to, "page", Some(dedup_key), Some(error));
+            }
+            JournalEvent::PageResolved { dedup_key, to } => {
+                self.told(at, to, "page resolved", Some(dedup_key), None);
+            }
+            JournalEvent::ChangeEventSent { to, .. } => {
+                self.told(at, to, "change event", None, None);
             }
             JournalEvent::LeaseLost { lock, error } => self
                 .report
@@ -632,6 +720,29 @@ impl ReportBuilder {
     }
 
     /// The report as it stands, with each region's status worked out.
+    fn told(
+        &mut self,
+        at: Timestamp,
+        to: &str,
+        what: &str,
+        dedup_key: Option<&String>,
+        error: Option<&String>,
+    ) {
+        // Journals older than routes name nobody: they told the one channel or pager.
+        let to = match (to.is_empty(), dedup_key.is_some()) {
+            (false, _) => to.to_owned(),
+            (true, true) => super::routing::ON_CALL.to_owned(),
+            (true, false) => super::routing::INCIDENT_CHANNEL.to_owned(),
+        };
+        self.report.notifications.push(Notification {
+            at,
+            to,
+            what: what.to_owned(),
+            dedup_key: dedup_key.cloned(),
+            error: error.cloned(),
+        });
+    }
+
     pub(crate) fn current(&mut self) -> &RunReport {
         self.settle();
         &self.report

@@ -19,9 +19,11 @@ use super::report::{ReportBuilder, RunReport, RunStatus};
 use super::spec::PartialFailure;
 use super::steps::{self, StepCtx, StepFailure};
 use crate::model::{Region, ServiceRef, Severity};
-use crate::provider::{Escalation, Lease, LockKey, Message, MessageKind};
+use crate::provider::{Lease, LockKey, MessageKind};
 use crate::redact::Redactor;
 use crate::{Error, Result};
+
+mod tell;
 
 /// Where a region stands, cheaply: put into words only for status updates.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +70,8 @@ pub(super) struct Run {
     leases: Mutex<Vec<Lease>>,
     /// Journal writes that failed: the run cannot be reported as recorded.
     journal_errors: Mutex<Vec<String>>,
+    /// Who is told what, resolved against the providers once.
+    routing: super::routing::Routing,
 }
 
 impl Run {
@@ -87,7 +91,11 @@ impl Run {
             .iter()
             .map(|r| (r.region.clone(), Progress::default()))
             .collect();
+        let comms = &plan.comms;
+        let routing =
+            super::routing::Routing::resolve(&comms.contacts, &comms.routes, &engine.providers);
         Run {
+            routing,
             started_at: engine.clock.now(),
             engine,
             plan,
@@ -196,90 +204,6 @@ impl Run {
         self.engine.redactor.redact(text)
     }
 
-    /// Posts a message and records it. Bounded by the notify timeout: a hung chat API
-    /// must not hold the run open.
-    async fn say(&self, kind: MessageKind, text: String) {
-        let text = self.redact(&text);
-        let Some(n) = &self.engine.providers.notifier else {
-            self.emit(|| ProgressEvent::MessageSent { kind, text });
-            return;
-        };
-        let message = Message::new(kind, self.request.incident.id.clone(), text);
-        let sent = self
-            .bounded(|| format!("{n}: send"), n.send(&message))
-            .await;
-        let event = match sent {
-            Ok(()) => {
-                self.emit(|| ProgressEvent::MessageSent {
-                    kind,
-                    text: message.text.clone(),
-                });
-                JournalEvent::MessageSent {
-                    kind,
-                    text: message.text,
-                }
-            }
-            Err(e) => {
-                let error = self.redact(&e.to_string());
-                tracing::warn!(%error, "could not post a message; the rollback goes on");
-                JournalEvent::MessageFailed { kind, error }
-            }
-        };
-        self.record(event).await;
-    }
-
-    /// A message or a page, given up after the notify timeout.
-    async fn bounded(
-        &self,
-        operation: impl FnOnce() -> String,
-        call: impl std::future::Future<Output = Result<()>>,
-    ) -> Result<()> {
-        let limit = self.engine.notify_timeout;
-        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-            Err(Error::Timeout {
-                operation: operation(),
-                after: limit,
-            })
-        })
-    }
-
-    /// Pages on-call, if an escalator is configured (the plan refuses a policy that
-    /// needs one without it). A failed page is journalled.
-    async fn page(&self, region: &Region, summary: String, severity: Severity) {
-        let Some(esc) = &self.engine.providers.escalator else {
-            return;
-        };
-        let summary = self.redact(&summary);
-        let escalation = Escalation {
-            dedup_key: format!("meshos-rollback/{}/{region}", self.plan.run_id),
-            summary: summary.clone(),
-            severity,
-            source: format!("meshos-rollback/{region}"),
-            details: BTreeMap::from([
-                ("incident".to_owned(), self.request.incident.id.clone()),
-                ("run".to_owned(), self.plan.run_id.to_string()),
-            ]),
-        };
-        let paged = self
-            .bounded(|| format!("{esc}: trigger"), esc.trigger(&escalation))
-            .await;
-        let event = match paged {
-            Ok(()) => JournalEvent::Escalated {
-                dedup_key: escalation.dedup_key,
-                summary,
-            },
-            Err(e) => {
-                let error = self.redact(&e.to_string());
-                tracing::error!(%error, "could not page on-call");
-                JournalEvent::EscalationFailed {
-                    dedup_key: escalation.dedup_key,
-                    error,
-                }
-            }
-        };
-        self.record(event).await;
-    }
-
     /// Runs every region, then releases the leases, whatever happened.
     pub(super) async fn go(self: Arc<Self>, resumed: bool) -> Result<RunReport> {
         let result = self.clone().run_all(resumed).await;
@@ -319,9 +243,25 @@ impl Run {
                 self.plan.comms.status_interval,
             )
         };
-        // The announcement goes out while the first steps start: a slow chat API
-        // must not delay the rollback itself.
-        let announce = self.say(MessageKind::Announcement, text);
+        // The announcement and the change event go out while the first steps start:
+        // a slow chat API must not delay the rollback itself.
+        let change = format!(
+            "Rollback {} of {} ({}): {}",
+            if resumed { "resumed" } else { "started" },
+            regions
+                .iter()
+                .map(Region::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.request.incident.id,
+            self.request.incident.summary
+        );
+        let announce = async {
+            tokio::join!(
+                self.say(MessageKind::Announcement, text),
+                self.change_event(change)
+            )
+        };
 
         // Renewal in a task of its own, so a slow status update never delays it;
         // aborted when the run ends.
@@ -382,6 +322,16 @@ impl Run {
         self.record(JournalEvent::RunFinished { status }).await;
         let resolution = self.with_report(comms::resolution)?;
         self.say(MessageKind::Resolution, resolution).await;
+        if status == RunStatus::Succeeded {
+            // Every step succeeded, verification included: the pages are answered.
+            self.resolve_pages().await;
+        }
+        self.change_event(format!(
+            "Rollback finished ({status}) for {}",
+            self.request.incident.id
+        ))
+        .await;
+        self.email_stakeholders().await;
         self.emit(|| ProgressEvent::RunFinished { status });
         let builder = self.report.lock().expect("lock").take();
         let mut report = builder
@@ -423,8 +373,21 @@ impl Run {
         };
         tokio::pin!(deadline);
         let mut deadline_done = false;
+        // The escalation ladder: one rung per `escalate_after` while unresolved.
+        let rung_every = self.plan.comms.escalate_after.max(Duration::from_secs(1));
+        let mut ladder = tokio::time::interval_at(start + rung_every, rung_every);
+        let rungs = self
+            .routing
+            .targets(super::routing::CommsEvent::Unresolved)
+            .len();
+        let mut rung = 0;
         loop {
             tokio::select! {
+                _ = ladder.tick(), if rung < rungs => {
+                    let minutes = rung_every.as_secs() * (rung as u64 + 1) / 60;
+                    self.escalate_unresolved(rung, minutes).await;
+                    rung += 1;
+                }
                 _ = status.tick() => {
                     let board = self.status_board();
                     let text = comms::status_update(self.engine.clock.now(), self.started_at, estimate, &board);
@@ -586,7 +549,7 @@ impl Run {
                         format!("⚠️ {}: step \"{}\" failed: {failure}", rp.region, ps.step),
                     )
                     .await;
-                    self.page(
+                    self.region_failed(
                         &rp.region,
                         format!(
                             "Rollback step failed in {}: {}: {failure}",
@@ -755,6 +718,10 @@ impl Run {
             failure.error,
             failure.error.hint()
         ));
+        let reports = match &failure.detail {
+            Some(super::journal::StepOutcome::Verified { outcome }) => outcome.customer_reports,
+            _ => None,
+        };
         self.record(JournalEvent::StepFailed {
             step: ps.id.clone(),
             kind: failure.error.kind(),
@@ -767,6 +734,15 @@ impl Run {
             step: ps.id.clone(),
             error: text.clone(),
         });
+        let limit = self
+            .plan
+            .policy()
+            .matrix
+            .settings()
+            .customer_reports_investigate_above;
+        if let Some(n) = reports.filter(|n| *n > limit) {
+            self.customers_reporting(&rp.region, n, limit).await;
+        }
         StepEnd::Failed(text)
     }
 }

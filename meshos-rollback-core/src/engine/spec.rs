@@ -1,6 +1,7 @@
 //! What an operator asks for: which regions, which procedures, which policies.
 //! Loadable from TOML, YAML or JSON.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -478,15 +479,28 @@ pub struct CommsSpec {
     pub support_contact: String,
     /// When the post-mortem is promised, in the e-mail.
     pub postmortem_within: String,
+    /// The step of the escalation ladder: still unresolved after this, the first
+    /// contact of `routes.unresolved` is told, after twice this the second, and so on.
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub escalate_after: Duration,
+    /// The people and channels, by name (playbook § Emergency Contacts).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub contacts: BTreeMap<String, super::routing::ContactSpec>,
+    /// Who is told of what.
+    pub routes: super::routing::RoutesSpec,
 }
 
 impl Default for CommsSpec {
-    /// Status every 2 minutes; `support@meshos.io`; post-mortem within 48 hours.
+    /// Status every 2 minutes; `support@meshos.io`; post-mortem within 48 hours;
+    /// escalation every 15 minutes; the default routes.
     fn default() -> Self {
         CommsSpec {
             status_interval: Duration::from_secs(120),
             support_contact: "support@meshos.io".into(),
             postmortem_within: "48 hours".into(),
+            escalate_after: Duration::from_secs(15 * 60),
+            contacts: BTreeMap::new(),
+            routes: super::routing::RoutesSpec::default(),
         }
     }
 }
