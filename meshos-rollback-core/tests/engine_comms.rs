@@ -60,7 +60,16 @@ async fn status_updates_go_out_every_two_minutes_while_the_rollback_runs() {
         .find(|(_, k, _)| *k == MessageKind::StatusUpdate)
         .unwrap()
         .2;
-    assert!(first.starts_with("🔄 ROLLBACK STATUS 10:02 UTC (running 2m, ETA 10:22 UTC)\nus-east-1: 3/6 steps, now: verify"), "{first}");
+    // Planned: 10:22. The first three steps took less than estimated, so the ETA is
+    // re-estimated from them (the 15-minute verification window is not shortened).
+    assert!(first.starts_with("🔄 ROLLBACK STATUS 10:02 UTC (running 2m, ETA 10:16 UTC, re-estimated from 3 finished steps)\nus-east-1: 3/6 steps, now: verify"), "{first}");
+    assert!(
+        report.messages[0].2.contains("ETA: 10:22 UTC"),
+        "the announcement has the plan's ETA: {}",
+        report.messages[0].2
+    );
+    let finished = report.finished_at.unwrap().strftime("%H:%M").to_string();
+    assert_eq!(finished, "10:16", "and the re-estimate was right");
     // The same messages reached the channel.
     assert_eq!(s.world.notifier.messages().len(), report.messages.len());
 }

@@ -78,18 +78,111 @@ pub struct RegionProgress {
     pub finished: Option<String>,
 }
 
-/// A status update while the rollback runs.
+/// The ETA, re-estimated from the steps that finished: how long they took against
+/// their estimates scales what is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reestimate {
+    /// The new ETA.
+    pub eta: Timestamp,
+    /// How many finished steps it was measured from.
+    pub from_steps: usize,
+}
+
+/// Re-estimates the ETA from the run so far: each finished step's measured duration
+/// against its estimate (verification aside: it lasts its window) gives one scale for
+/// the run (clamped to ¼–4×, so one odd step
+/// cannot swing it wildly); each region's remaining steps, so scaled (less what the
+/// running step has already taken), are summed; regions run in waves of
+/// `max_parallel`, as the plan's own estimate assumes. `None` before any step finished.
+pub fn reestimate(report: &RunReport, now: Timestamp) -> Option<Reestimate> {
+    let plan = &report.plan;
+    let estimate_of = |r: &Region, id: &super::plan::StepId| {
+        plan.regions
+            .iter()
+            .find(|p| &p.region == r)
+            .and_then(|p| p.steps.iter().find(|s| &s.id == id))
+            .map(|s| s.estimate)
+    };
+    let (mut measured, mut estimated, mut from_steps) = (0.0f64, 0.0f64, 0usize);
+    for r in &report.regions {
+        for st in &r.steps {
+            // Verification holds for its window however fast the rest went: it is
+            // neither a measure of the scale nor scaled.
+            if matches!(st.step, super::plan::Step::Verify { .. }) {
+                continue;
+            }
+            if let (super::report::StepStatus::Succeeded, Some(a), Some(b), Some(e)) = (
+                st.status,
+                st.started_at,
+                st.finished_at,
+                estimate_of(&r.region, &st.id),
+            ) {
+                measured += b.duration_since(a).as_secs_f64().max(0.0);
+                estimated += e.as_secs_f64();
+                from_steps += 1;
+            }
+        }
+    }
+    if from_steps == 0 || estimated <= 0.0 {
+        return None;
+    }
+    let scale = (measured / estimated).clamp(0.25, 4.0);
+    let mut left: Vec<Duration> = report
+        .regions
+        .iter()
+        .map(|r| {
+            let secs: f64 = r
+                .steps
+                .iter()
+                .map(|st| {
+                    use super::report::StepStatus as S;
+                    let fixed = matches!(st.step, super::plan::Step::Verify { .. });
+                    let e = estimate_of(&r.region, &st.id).map_or(0.0, |d| d.as_secs_f64())
+                        * if fixed { 1.0 } else { scale };
+                    match (st.status, st.started_at) {
+                        (S::NotStarted, _) => e,
+                        (S::Started, Some(a)) => (e - now.duration_since(a).as_secs_f64()).max(0.0),
+                        (S::Started, None) => e,
+                        _ => 0.0,
+                    }
+                })
+                .sum();
+            Duration::from_secs_f64(secs)
+        })
+        .collect();
+    left.sort_unstable_by(|a, b| b.cmp(a));
+    let remaining: Duration = left
+        .chunks(plan.max_parallel.max(1))
+        .map(|wave| wave[0])
+        .sum();
+    Some(Reestimate {
+        eta: eta(now, remaining),
+        from_steps,
+    })
+}
+
+/// A status update while the rollback runs: the planned ETA until a step has
+/// finished, then the ETA re-estimated from the steps' measured durations.
 pub fn status_update(
     now: Timestamp,
     started: Timestamp,
     estimate: Duration,
+    reestimate: Option<Reestimate>,
     regions: &BTreeMap<Region, RegionProgress>,
 ) -> String {
+    let eta_text = match reestimate {
+        Some(r) => format!(
+            "ETA {}, re-estimated from {} finished step{}",
+            hhmm(r.eta),
+            r.from_steps,
+            if r.from_steps == 1 { "" } else { "s" }
+        ),
+        None => format!("ETA {}, as planned", hhmm(eta(started, estimate))),
+    };
     let mut s = format!(
-        "🔄 ROLLBACK STATUS {} (running {}, ETA {})",
+        "🔄 ROLLBACK STATUS {} (running {}, {eta_text})",
         hhmm(now),
         took(now.duration_since(started).unsigned_abs()),
-        hhmm(eta(started, estimate))
     );
     for (region, p) in regions {
         let _ = write!(s, "\n{region}: {}/{} steps", p.done, p.total);

@@ -390,7 +390,9 @@ impl Run {
                 }
                 _ = status.tick() => {
                     let board = self.status_board();
-                    let text = comms::status_update(self.engine.clock.now(), self.started_at, estimate, &board);
+                    let now = self.engine.clock.now();
+                    let re = self.with_report(|r| comms::reestimate(r, now)).ok().flatten();
+                    let text = comms::status_update(now, self.started_at, estimate, re, &board);
                     self.say(MessageKind::StatusUpdate, text).await;
                 }
                 _ = &mut deadline, if !deadline_done => { deadline_done = true; }
