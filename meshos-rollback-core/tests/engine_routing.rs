@@ -14,6 +14,7 @@ use meshos_rollback_core::engine::routing::{Channel, ContactSpec};
 use meshos_rollback_core::engine::*;
 use meshos_rollback_core::layer::{Fault, FaultLayer, FaultPlan, FaultRule};
 use meshos_rollback_core::memory::{InMemoryEscalator, InMemoryNotifier};
+use meshos_rollback_core::model::ServiceRef;
 use meshos_rollback_core::provider::MessageKind;
 use meshos_rollback_core::testing::fleet;
 
@@ -61,8 +62,14 @@ fn with_routes(mut spec: RollbackSpec) -> RollbackSpec {
         ("on-call", contact("pagerduty", &[])),
         ("eng-manager", contact("slack-manager", &["<@UENGMGR01>"])),
         ("vp-engineering", contact("pagerduty-vp", &[])),
-        ("customer-support", contact("slack", &["<!subteam^SUPPORT01>"])),
-        ("security-incidents", contact("slack", &["<!subteam^SECURITY1>"])),
+        (
+            "customer-support",
+            contact("slack", &["<!subteam^SUPPORT01>"]),
+        ),
+        (
+            "security-incidents",
+            contact("slack", &["<!subteam^SECURITY1>"]),
+        ),
         ("stakeholders", contact("email", &[])),
     ]
     .into_iter()
@@ -145,7 +152,12 @@ async fn a_failed_region_pages_on_call_once_and_the_ladder_reaches_the_manager_t
     // On-call: one page, keyed by incident and region.
     let key = "meshos-rollback/INC-20251030-001/us-west-2";
     assert_eq!(
-        contacts.oncall.open_pages().keys().cloned().collect::<Vec<_>>(),
+        contacts
+            .oncall
+            .open_pages()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
         vec![key.to_owned()]
     );
     assert_eq!(
@@ -215,15 +227,28 @@ async fn a_failed_region_pages_on_call_once_and_the_ladder_reaches_the_manager_t
     assert_eq!(mail[0].kind, MessageKind::StakeholderEmail);
     let subject = mail[0].subject.as_deref().unwrap();
     assert!(subject.starts_with("[ONGOING] "), "{subject}");
-    assert!(!mail[0].text.starts_with("Subject:"), "the subject is not in the body");
+    assert!(
+        !mail[0].text.starts_with("Subject:"),
+        "the subject is not in the body"
+    );
     assert!(report.open_pages().len() == 2);
 
     // Each pager's timeline shows the rollback start and end as change events.
     for pager in [&contacts.oncall, &contacts.vp_pager] {
-        let changes: Vec<String> = pager.change_events().into_iter().map(|c| c.summary).collect();
+        let changes: Vec<String> = pager
+            .change_events()
+            .into_iter()
+            .map(|c| c.summary)
+            .collect();
         assert_eq!(changes.len(), 2, "{changes:?}");
-        assert!(changes[0].starts_with("Rollback started of us-east-1, us-west-2"), "{changes:?}");
-        assert!(changes[1].starts_with("Rollback finished (partially failed)"), "{changes:?}");
+        assert!(
+            changes[0].starts_with("Rollback started of us-east-1, us-west-2"),
+            "{changes:?}"
+        );
+        assert!(
+            changes[1].starts_with("Rollback finished (partially failed)"),
+            "{changes:?}"
+        );
     }
 }
 
@@ -249,7 +274,10 @@ async fn a_second_run_for_the_same_incident_re_triggers_the_same_page() {
     assert_eq!(contacts.oncall.open_pages().len(), 1);
     assert_eq!(
         contacts.oncall.history(),
-        vec![("trigger".to_owned(), key.clone()), ("trigger".to_owned(), key)]
+        vec![
+            ("trigger".to_owned(), key.clone()),
+            ("trigger".to_owned(), key)
+        ]
     );
 }
 
@@ -271,7 +299,10 @@ async fn a_verified_rollback_resolves_the_pages_it_opened_and_mails_resolved() {
     let key = "meshos-rollback/INC-20251030-001/unresolved/on-call".to_owned();
     assert_eq!(
         contacts.oncall.history(),
-        vec![("trigger".to_owned(), key.clone()), ("resolve".to_owned(), key.clone())],
+        vec![
+            ("trigger".to_owned(), key.clone()),
+            ("resolve".to_owned(), key.clone())
+        ],
         "paged at 15 minutes, resolved once verified"
     );
     assert!(contacts.oncall.open_pages().is_empty());
@@ -284,11 +315,19 @@ async fn a_verified_rollback_resolves_the_pages_it_opened_and_mails_resolved() {
     );
     let mail = contacts.email.messages();
     assert!(
-        mail[0].subject.as_deref().unwrap().starts_with("[RESOLVED] Service Incident - Region us-east-1"),
+        mail[0]
+            .subject
+            .as_deref()
+            .unwrap()
+            .starts_with("[RESOLVED] Service Incident - Region us-east-1"),
         "{:?}",
         mail[0].subject
     );
-    assert!(mail[0].text.starts_with("We experienced a service disruption in the us-east-1 region"));
+    assert!(
+        mail[0]
+            .text
+            .starts_with("We experienced a service disruption in the us-east-1 region")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -303,9 +342,8 @@ async fn a_resumed_run_that_succeeds_resolves_the_page_of_its_failed_attempt() {
             .on("roll_back")
             .on_provider("InMemoryDeployer(us-east-1)"),
     );
-    let engine = s.engine_with(
-        contacts.register(s.world.layered_providers(FaultLayer::new(faults.clone()))),
-    );
+    let engine = s
+        .engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults.clone()))));
     let spec = with_routes(quick(RollbackSpec::new(vec![RegionSpec::new(
         r.clone(),
         fleet::api(&r),
@@ -320,7 +358,10 @@ async fn a_resumed_run_that_succeeds_resolves_the_page_of_its_failed_attempt() {
     faults.clear();
     let resumed = engine.resume(&first.run_id).await.unwrap();
     assert_eq!(resumed.status, RunStatus::Succeeded, "{resumed}");
-    assert!(contacts.oncall.open_pages().is_empty(), "the page is resolved");
+    assert!(
+        contacts.oncall.open_pages().is_empty(),
+        "the page is resolved"
+    );
     assert_eq!(
         contacts.oncall.history().last().unwrap(),
         &(
@@ -352,7 +393,11 @@ async fn customers_still_reporting_after_the_rollback_reach_customer_support() {
         .filter(|m| m.mentions == vec!["<!subteam^SUPPORT01>".to_owned()])
         .collect();
     assert_eq!(told.len(), 1, "{told:?}");
-    assert!(told[0].text.contains("9 report(s), investigate above 5"), "{}", told[0].text);
+    assert!(
+        told[0].text.contains("9 report(s), investigate above 5"),
+        "{}",
+        told[0].text
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -371,16 +416,34 @@ async fn data_corruption_reaches_security_and_the_manager_at_once() {
         .with_data_corruption(true);
     let decision = DecisionMatrix::default().evaluate(&obs);
     let told = engine
-        .tell_decision(&spec.comms, &s.incident(std::slice::from_ref(&r)), &r, &decision)
+        .tell_decision(
+            &spec.comms,
+            &s.incident(std::slice::from_ref(&r)),
+            &r,
+            &decision,
+        )
         .await;
     let names: Vec<&str> = told.iter().map(|t| t.to.as_str()).collect();
     assert_eq!(names, ["security-incidents", "eng-manager"]);
     assert!(told.iter().all(|t| t.result.is_ok()));
     let security = contacts.slack.messages();
-    assert_eq!(security[0].mentions, vec!["<!subteam^SECURITY1>".to_owned()]);
-    assert!(security[0].text.contains("data corruption detected"), "{}", security[0].text);
-    assert_eq!(contacts.manager_dm.messages()[0].mentions, vec!["<@UENGMGR01>".to_owned()]);
-    assert!(contacts.oncall.history().is_empty(), "on-call is not on this route");
+    assert_eq!(
+        security[0].mentions,
+        vec!["<!subteam^SECURITY1>".to_owned()]
+    );
+    assert!(
+        security[0].text.contains("data corruption detected"),
+        "{}",
+        security[0].text
+    );
+    assert_eq!(
+        contacts.manager_dm.messages()[0].mentions,
+        vec!["<@UENGMGR01>".to_owned()]
+    );
+    assert!(
+        contacts.oncall.history().is_empty(),
+        "on-call is not on this route"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -416,8 +479,14 @@ async fn routes_that_reach_nobody_or_page_a_chat_message_are_refused_at_plan_tim
     }
     let text = err.to_string();
     assert!(text.contains("add it under comms.contacts"), "{text}");
-    assert!(text.contains("Providers::with_channel(\"opsgenie\""), "{text}");
-    assert!(text.contains("route it to a chat or e-mail contact"), "{text}");
+    assert!(
+        text.contains("Providers::with_channel(\"opsgenie\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("route it to a chat or e-mail contact"),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -442,7 +511,11 @@ unresolved = ["eng-manager"]
     .unwrap();
     assert_eq!(spec.comms.escalate_after, Duration::from_secs(600));
     assert_eq!(spec.comms.routes.unresolved, vec!["eng-manager".to_owned()]);
-    assert_eq!(spec.comms.routes.region_failed, vec!["on-call".to_owned()], "defaults kept");
+    assert_eq!(
+        spec.comms.routes.region_failed,
+        vec!["on-call".to_owned()],
+        "defaults kept"
+    );
     assert_eq!(
         spec.comms.contacts["eng-manager"].mention,
         vec!["<@UENGMGR01>".to_owned()]
@@ -487,4 +560,63 @@ async fn an_incident_without_an_id_gets_the_next_of_the_day_from_the_journal() {
         .await
         .unwrap();
     assert_eq!(engine.next_incident_id().await.unwrap(), "INC-20251030-008");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_automatic_run_measures_the_customer_impact_from_data() {
+    use meshos_rollback_core::provider::MetricsSource;
+    for reports in [150u32, 40] {
+        let s = scenario(&["us-east-1", "us-west-2"]);
+        let r = s.regions[0].clone();
+        s.deploy_bad(&r).await;
+        s.world.reports.report(&r, s.clock.now(), reports);
+        let engine = s.engine();
+        // No assessment in an automatic run: the engine measures it.
+        let mut request = s.manual_for(&r);
+        request.trigger = Trigger::Automatic {
+            reason: "initiate rollback\n  - error rate 5.0% > 1.0%".into(),
+        };
+        let spec = quick(single_region_spec(&s, &r));
+        let report = engine
+            .execute(engine.plan(&spec).await.unwrap(), request)
+            .await
+            .unwrap();
+        let impact = report.measured_impact.clone().expect("measured");
+        assert_eq!(impact.customers, Some(reports));
+        // The failed requests are the metrics source's error rate × request rate over
+        // the time since the incident began, read now.
+        let since = report.request.incident.started_at;
+        let window = report
+            .finished_at
+            .unwrap()
+            .duration_since(since)
+            .unsigned_abs();
+        let m = s
+            .world
+            .metrics
+            .observe(&ServiceRef::new(r.clone(), fleet::api(&r)), window)
+            .await
+            .unwrap();
+        let failed = (m.request_rate_rps.unwrap()
+            * window.as_secs_f64()
+            * m.error_rate_pct.unwrap()
+            / 100.0)
+            .round() as u64;
+        let line = format!(
+            "- **Customer Impact**: ~{reports} customers experienced elevated error rates (~{failed} failed requests since 10:00 UTC, {:.1}% of requests)",
+            m.error_rate_pct.unwrap()
+        );
+        assert!(
+            report.incident_report().contains(&line),
+            "{line}\n{}",
+            report.incident_report()
+        );
+        assert!(
+            report.stakeholder_email().contains(&format!(
+                "Approximately {reports} customers may have experienced elevated error rates"
+            )),
+            "{}",
+            report.stakeholder_email()
+        );
+    }
 }

@@ -165,6 +165,13 @@ pub enum JournalEvent {
         /// Why, redacted.
         error: String,
     },
+    /// The customer impact, measured when the run ended because the checklist gave
+    /// none (an automatic rollback): customer reports and failed requests since the
+    /// incident began.
+    ImpactMeasured {
+        /// The impact, in the report's words.
+        impact: super::checklist::CustomerImpact,
+    },
     /// The run ended.
     RunFinished {
         /// How it ended.

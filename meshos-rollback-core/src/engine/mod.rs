@@ -64,7 +64,9 @@ pub use plan::{
 pub use problem::{PlanProblem, PlanRefusal};
 pub use progress::{ProgressEvent, ProgressObserver, RunControl};
 pub use providers::{Providers, RegionProviders};
-pub use report::{Notification, RegionReport, RegionStatus, RunReport, RunStatus, StepReport, StepStatus};
+pub use report::{
+    Notification, RegionReport, RegionStatus, RunReport, RunStatus, StepReport, StepStatus,
+};
 pub use spec::{
     CommsSpec, ConnectionSwitch, DatabaseSpec, DeploymentAction, DnsSpec, PartialFailure, Readmit,
     RegionSpec, RestoreFrom, RetagSpec, RollbackSpec, StepDeadlines, TrafficSpec, VerificationSpec,

@@ -131,8 +131,11 @@ pub(super) async fn build(input: PlanInput<'_>) -> Result<RollbackPlan> {
         warnings: Vec::new(),
     };
     let comms = &spec.comms;
-    p.problems
-        .extend(super::routing::check(&comms.contacts, &comms.routes, providers));
+    p.problems.extend(super::routing::check(
+        &comms.contacts,
+        &comms.routes,
+        providers,
+    ));
     let routing = super::routing::Routing::resolve(&comms.contacts, &comms.routes, providers);
     let pages_on_failure = routing
         .targets(super::routing::CommsEvent::RegionFailed)

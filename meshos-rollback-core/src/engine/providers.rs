@@ -140,7 +140,11 @@ impl Providers {
 
     /// Registers a named channel (`"slack"`, `"pagerduty"`, `"email"`) for the spec's
     /// contacts to be reached through.
-    pub fn with_channel(mut self, name: impl Into<String>, channel: super::routing::Channel) -> Self {
+    pub fn with_channel(
+        mut self,
+        name: impl Into<String>,
+        channel: super::routing::Channel,
+    ) -> Self {
         self.channels.insert(name.into(), channel);
         self
     }

@@ -185,6 +185,9 @@ pub struct RunReport {
     /// sent or failed.
     #[serde(default)]
     pub notifications: Vec<Notification>,
+    /// The customer impact measured from data, when the checklist gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_impact: Option<super::checklist::CustomerImpact>,
 }
 
 /// One thing told to one contact.
@@ -205,6 +208,14 @@ pub struct Notification {
 }
 
 impl RunReport {
+    /// The customer impact: as the checklist assessed it, else as measured.
+    pub fn customer_impact(&self) -> Option<&super::checklist::CustomerImpact> {
+        self.gate
+            .customer_impact
+            .as_ref()
+            .or(self.measured_impact.as_ref())
+    }
+
     /// The pages this run opened and has not resolved, as (contact, dedup key).
     pub fn open_pages(&self) -> Vec<(String, String)> {
         let mut open: Vec<(String, String)> = Vec::new();
@@ -421,9 +432,7 @@ impl RunReport {
             None => format!("{} - ongoing", hhmm(i.started_at)),
         };
         let impact = self
-            .gate
-            .customer_impact
-            .as_ref()
+            .customer_impact()
             .map_or_else(|| "Not yet assessed".to_owned(), |c| c.to_string());
         let mut s = String::new();
         s.push_str("## Incident Summary\n\n");
@@ -466,7 +475,7 @@ impl RunReport {
         } else {
             ("Regions", regions.join(", "))
         };
-        let impact = self.gate.customer_impact.as_ref().map_or_else(
+        let impact = self.customer_impact().map_or_else(
             || "We are still assessing the impact on customers.".to_owned(),
             |c| c.for_email(),
         );
@@ -620,6 +629,7 @@ impl ReportBuilder {
                 resumes: 0,
                 failed_escalations: Vec::new(),
                 notifications: Vec::new(),
+                measured_impact: None,
                 leases_lost: Vec::new(),
                 journal_errors: Vec::new(),
             },
@@ -712,6 +722,9 @@ impl ReportBuilder {
                 .report
                 .leases_lost
                 .push((at, format!("{lock}: {error}"))),
+            JournalEvent::ImpactMeasured { impact } => {
+                self.report.measured_impact = Some(impact.clone());
+            }
             JournalEvent::RunFinished { status } => {
                 self.report.status = *status;
                 self.report.finished_at = Some(at);

@@ -235,10 +235,13 @@ impl Routing {
 
     /// The pager of the contact with this name, on any route.
     pub(crate) fn pager(&self, name: &str) -> Option<Arc<dyn Escalator>> {
-        self.routes.values().flatten().find_map(|t| match &t.channel {
-            Channel::Pager(e) if t.name == name => Some(e.clone()),
-            _ => None,
-        })
+        self.routes
+            .values()
+            .flatten()
+            .find_map(|t| match &t.channel {
+                Channel::Pager(e) if t.name == name => Some(e.clone()),
+                _ => None,
+            })
     }
 
     /// Every distinct pager of any route, by contact name: change events go to each.

@@ -23,6 +23,7 @@ use crate::provider::{Lease, LockKey, MessageKind};
 use crate::redact::Redactor;
 use crate::{Error, Result};
 
+mod impact;
 mod tell;
 
 /// Where a region stands, cheaply: put into words only for status updates.
@@ -319,6 +320,7 @@ impl Run {
         if !self.journal_errors.lock().expect("lock").is_empty() {
             status = RunStatus::JournalFailed;
         }
+        self.measure_impact().await;
         self.record(JournalEvent::RunFinished { status }).await;
         let resolution = self.with_report(comms::resolution)?;
         self.say(MessageKind::Resolution, resolution).await;

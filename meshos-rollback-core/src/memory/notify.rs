@@ -73,7 +73,13 @@ impl InMemoryEscalator {
 
     /// Open pages a person has acknowledged.
     pub fn acknowledged(&self) -> Vec<String> {
-        self.state.lock().expect("lock").acknowledged.iter().cloned().collect()
+        self.state
+            .lock()
+            .expect("lock")
+            .acknowledged
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// The change events recorded, in order.
@@ -128,7 +134,11 @@ impl Escalator for InMemoryEscalator {
         if change.summary.is_empty() {
             return Err(crate::Error::invalid("change.summary", "must not be empty"));
         }
-        self.state.lock().expect("lock").changes.push(change.clone());
+        self.state
+            .lock()
+            .expect("lock")
+            .changes
+            .push(change.clone());
         Ok(())
     }
 }
