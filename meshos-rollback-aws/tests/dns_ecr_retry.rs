@@ -634,6 +634,7 @@ fn layer(n: u32) -> RetryLayer {
                 max_checks: None,
             },
             jitter: false,
+            ..RetryPolicy::default()
         },
         RetryBudget::new(100, 0.1),
     )

@@ -139,7 +139,35 @@ pub enum ErrorKind {
     Cancelled,
 }
 
+/// When the backend said to try again (HTTP `Retry-After`, a throttling answer's
+/// delay). Put it as the `source` of an [`Error::Transient`]: the retry layer then
+/// waits at least that long before the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter(pub Duration);
+
+impl std::fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "retry after {:?}", self.0)
+    }
+}
+
+impl std::error::Error for RetryAfter {}
+
 impl Error {
+    /// The delay the backend asked for, if the error (or a source of it) carries a
+    /// [`RetryAfter`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        let mut source: Option<&(dyn std::error::Error + 'static)> =
+            std::error::Error::source(self);
+        while let Some(e) = source {
+            if let Some(r) = e.downcast_ref::<RetryAfter>() {
+                return Some(r.0);
+            }
+            source = e.source();
+        }
+        None
+    }
+
     /// The classification of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -58,6 +58,53 @@ async fn retry_rides_out_throttling_with_backoff() {
     assert_eq!(budget.remaining(), 8);
 }
 
+fn throttled(after: Duration) -> Error {
+    Error::Transient {
+        provider: "MockDeployer".into(),
+        message: "HTTP 429: Rate exceeded".into(),
+        source: Some(Box::new(meshos_rollback_core::error::RetryAfter(after))),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_waits_at_least_what_retry_after_asks_and_gives_up_on_too_long_a_wait() {
+    let mut mock = MockDeployer::new();
+    let mut calls = 0;
+    mock.expect_revisions().times(2).returning(move |_| {
+        calls += 1;
+        if calls < 2 {
+            Err(throttled(Duration::from_secs(7)))
+        } else {
+            Ok(history())
+        }
+    });
+    let d = Layered::new(
+        Arc::new(mock) as Arc<dyn Deployer>,
+        RetryLayer::new(no_jitter(), RetryBudget::new(10, 0.0)),
+    );
+    let start = tokio::time::Instant::now();
+    assert_eq!(d.revisions(&svc()).await.unwrap(), history());
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(7),
+        "Retry-After, not the 200 ms backoff"
+    );
+
+    // More than max_retry_after (60 s): one attempt, the error back at once.
+    let mut mock = MockDeployer::new();
+    mock.expect_revisions()
+        .times(1)
+        .returning(|_| Err(throttled(Duration::from_secs(3600))));
+    let d = Layered::new(
+        Arc::new(mock) as Arc<dyn Deployer>,
+        RetryLayer::new(no_jitter(), RetryBudget::new(10, 0.0)),
+    );
+    let start = tokio::time::Instant::now();
+    let e = d.revisions(&svc()).await.unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(3600)));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
 #[tokio::test(start_paused = true)]
 async fn retry_never_repeats_what_is_not_safe_to_repeat() {
     let mut mock = MockDeployer::new();

@@ -19,10 +19,14 @@ pub struct RetryPolicy {
     /// Randomise each pause between half and all of it, so regions retrying the same
     /// throttled API do not retry in lockstep.
     pub jitter: bool,
+    /// The longest `Retry-After` honoured: a backend asking for more is not retried
+    /// (the error goes back to the caller) rather than holding the rollback.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// 4 attempts; 200 ms doubling up to 5 s; jitter on.
+    /// 4 attempts; 200 ms doubling up to 5 s; jitter on; `Retry-After` honoured up
+    /// to a minute.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 4,
@@ -33,6 +37,7 @@ impl Default for RetryPolicy {
                 max_checks: None,
             },
             jitter: true,
+            max_retry_after: Duration::from_secs(60),
         }
     }
 }
@@ -126,14 +131,17 @@ impl Layer for RetryLayer {
                     return Ok(v);
                 }
                 Err(e) => {
+                    let asked = e.retry_after();
                     let retry = e.is_retryable()
                         && op.idempotent
                         && attempt < self.policy.max_attempts
+                        && asked.is_none_or(|a| a <= self.policy.max_retry_after)
                         && self.budget.withdraw();
                     if !retry {
                         return Err(e);
                     }
-                    let pause = self.pause(attempt - 1);
+                    // The backend's own delay, when it named one, is the least we wait.
+                    let pause = self.pause(attempt - 1).max(asked.unwrap_or_default());
                     // The kind only: provider messages may quote secrets.
                     tracing::warn!(
                         provider = %op.provider, op = op.name, attempt, kind = ?e.kind(),
