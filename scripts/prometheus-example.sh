@@ -59,6 +59,12 @@ curl -sf "$url/-/ready" >/dev/null || { echo "Prometheus did not become ready" >
 echo "==> cargo run -p meshos-rollback-examples --example prometheus_verification -- --at $anchor"
 MESHOS_PROMETHEUS_URL="$url" run_example meshos-rollback-examples prometheus_verification --at "$anchor"
 
+# The playbook's meshos-api exports a summary: its P95 is the playbook's query.
+echo
+echo "==> cargo run -p meshos-rollback-examples --example prometheus_verification -- --at $anchor --latency summary us-east-1/production/meshos-api"
+MESHOS_PROMETHEUS_URL="$url" run_example meshos-rollback-examples prometheus_verification \
+  --at "$anchor" --latency summary us-east-1/production/meshos-api
+
 if $keep; then
   echo
   echo "Prometheus keeps running on $url with the test data set (Ctrl-C stops it):"

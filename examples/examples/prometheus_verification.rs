@@ -11,8 +11,11 @@
 //!
 //! By hand: `MESHOS_PROMETHEUS_URL=http://127.0.0.1:9090 cargo run -p
 //! meshos-rollback-examples --example prometheus_verification -- [--at UNIX_SECONDS]
-//! [SERVICE ...]` (services as `region/namespace/name`; default: the demo data's
-//! `us-east-1/production/checkout` and `us-east-1/production/search`).
+//! [--latency histogram|summary] [SERVICE ...]` (services as `region/namespace/name`;
+//! default: the demo data's `us-east-1/production/checkout` and
+//! `us-east-1/production/search`). `--latency summary` reads P95 as the playbook does,
+//! from the summary `http_request_duration_seconds{quantile="0.95"}` (the demo data's
+//! `us-east-1/production/meshos-api` exports one); the default reads histogram buckets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,7 @@ use meshos_rollback_core::decision::{VerificationLimits, VerificationVerdict};
 use meshos_rollback_core::model::{Region, ServiceId, ServiceRef};
 use meshos_rollback_core::observation::Observation;
 use meshos_rollback_core::provider::{MetricsSource, TimeRange};
-use meshos_rollback_http::{Baseline, PrometheusMetrics};
+use meshos_rollback_http::{Baseline, LatencyQuery, PrometheusMetrics};
 
 /// "Now" for the demo data, which ends a minute before it was written.
 #[derive(Debug)]
@@ -46,10 +49,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).peekable();
     let mut clock: SharedClock = Arc::new(SystemClock);
     let mut services = Vec::new();
+    let mut latency = LatencyQuery::default();
     while let Some(arg) = args.next() {
         if arg == "--at" {
             let secs: i64 = args.next().ok_or("--at needs Unix seconds")?.parse()?;
             clock = Arc::new(At(Timestamp::from_second(secs)?));
+        } else if arg == "--latency" {
+            latency = args
+                .next()
+                .ok_or("--latency needs histogram or summary")?
+                .parse()?;
         } else {
             let mut parts = arg.splitn(3, '/');
             let (Some(region), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next())
@@ -77,6 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_clock(clock)
         .with_baseline(Baseline::Offset(Duration::from_secs(3600)))
         .with_timeout(Duration::from_secs(10))
+        .with_latency(latency)
         .build()?;
     let range = TimeRange {
         start: now - limits.window(),
@@ -84,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         step: limits.check_interval(),
     };
     println!(
-        "Post-rollback verification with {prometheus}: every {:?} for {:?} up to {now}",
+        "Post-rollback verification with {prometheus} (P95 from the {latency}): every {:?} for {:?} up to {now}",
         limits.check_interval(),
         limits.window()
     );

@@ -1,4 +1,4 @@
-//! HTTP-based providers for meshos-rollback: the playbook's Prometheus queries,
+//! HTTP-based providers for meshos-rollback: the playbook's metrics from Prometheus,
 //! `curl -f` health checks, Slack announcements, PagerDuty pages and the customer
 //! report count, each behind a core provider trait.
 //!
@@ -9,6 +9,12 @@
 //! | [`SlackNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack incoming webhook | Communication |
 //! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2 | Emergency Contacts |
 //! | [`HttpCustomerReports`] | [`CustomerReports`](meshos_rollback_core::provider::CustomerReports) | a JSON endpoint answering `{"count": N}` | Customer Impact Assessment |
+//!
+//! The playbook reads P95 from a summary,
+//! `http_request_duration_seconds{job="meshos-api",quantile="0.95"}`: that is
+//! [`LatencyQuery::Summary`]. The default P95 query, [`LatencyQuery::Histogram`], reads
+//! histogram buckets instead (see [`prometheus`] for both and why the summary one takes
+//! the `max` across instances).
 //!
 //! Cargo features: none. Every provider is always built; TLS is rustls on *ring* with
 //! the platform's trust store (no native-tls, no aws-lc).
@@ -35,7 +41,9 @@
 //! ```
 //! use std::time::Duration;
 //! use meshos_rollback_core::model::{Region, ServiceId, ServiceRef};
-//! use meshos_rollback_http::{PrometheusMetrics, QueryTemplates, Baseline, SlackNotifier};
+//! use meshos_rollback_http::{
+//!     Baseline, LatencyQuery, PrometheusMetrics, QueryTemplates, SlackNotifier,
+//! };
 //! use secrecy::SecretString;
 //!
 //! # fn main() -> meshos_rollback_core::Result<()> {
@@ -44,12 +52,21 @@
 //!     .with_templates(QueryTemplates::default().with_request_rate_rps(
 //!         r#"sum(rate(http_requests_total{service="{service}",zone=~"{region}.*"}[{window}]))"#,
 //!     ))
+//!     // P95 from the playbook's summary instead of histogram buckets.
+//!     .with_latency(LatencyQuery::Summary)
 //!     .with_timeout(Duration::from_secs(5))
 //!     .build()?;
 //! assert_eq!(prometheus.to_string(), "Prometheus(http://127.0.0.1:9090)");
 //!
 //! let api = ServiceRef::new(Region::new("us-east-1")?, ServiceId::kubernetes("production", "meshos-api"));
 //! let queries = prometheus.queries(&api, Duration::from_secs(300))?;
+//! assert_eq!(
+//!     queries[1],
+//!     (
+//!         "p95_latency_ms",
+//!         r#"1000 * max(http_request_duration_seconds{job="meshos-api",region="us-east-1",quantile="0.95"})"#.to_owned()
+//!     )
+//! );
 //! assert_eq!(
 //!     queries.last().unwrap().1,
 //!     r#"sum(rate(http_requests_total{service="meshos-api",zone=~"us-east-1.*"}[5m]))"#
@@ -74,6 +91,8 @@ pub mod slack;
 
 pub use health::{HttpHealthChecker, HttpHealthCheckerBuilder};
 pub use pagerduty::{PagerDutyEscalator, PagerDutyEscalatorBuilder};
-pub use prometheus::{Baseline, PrometheusMetrics, PrometheusMetricsBuilder, QueryTemplates};
+pub use prometheus::{
+    Baseline, LatencyQuery, PrometheusMetrics, PrometheusMetricsBuilder, QueryTemplates,
+};
 pub use reports::{HttpCustomerReports, HttpCustomerReportsBuilder};
 pub use slack::{SlackNotifier, SlackNotifierBuilder};

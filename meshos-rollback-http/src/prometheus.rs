@@ -1,5 +1,5 @@
-//! [`PrometheusMetrics`]: the playbook's metrics, read with PromQL over Prometheus'
-//! HTTP API.
+//! [`PrometheusMetrics`]: the playbook's five signals (error rate, P95, CPU, memory,
+//! request rate), read with PromQL over Prometheus' HTTP API.
 //!
 //! Each metric is one PromQL query template ([`QueryTemplates`]) in which
 //! `{service}`, `{region}`, `{scope}` and `{window}` are filled in per call. Instant
@@ -7,6 +7,21 @@
 //! [`MetricsSource::baseline`]; range queries (`/api/v1/query_range`) answer
 //! [`MetricsSource::observe_range`]. An empty result or `NaN` is no data (`None`),
 //! never zero.
+//!
+//! # The playbook's latency query
+//! The playbook (Post-Rollback Verification, Metrics Verification) reads P95 from a
+//! **summary**:
+//!
+//! ```text
+//! curl -g 'http://prometheus.meshos.io/api/v1/query?query=http_request_duration_seconds{job="meshos-api",quantile="0.95"}'
+//! ```
+//!
+//! That is [`LatencyQuery::Summary`]. The default, [`LatencyQuery::Histogram`], is
+//! `histogram_quantile` over `_bucket` series instead, which is **not** the
+//! playbook's query: against a server that only has the summary it reads as no data,
+//! and the summary preset against a histogram-only server does too. Pick the one the
+//! service exports ([`PrometheusMetricsBuilder::with_latency`]). The playbook gives
+//! no error-rate, CPU, memory or request-rate query, so those have one default each.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,10 +72,13 @@ const PLACEHOLDERS: [&str; 4] = ["service", "region", "scope", "window"];
 /// | Metric | Default query (labels `L` = `job="{service}",region="{region}"`) |
 /// |--------|---------------------------------------------------------------|
 /// | error rate, % | `100 * (sum(rate(http_requests_total{L,code=~"5.."}[{window}])) or vector(0)) / sum(rate(http_requests_total{L}[{window}]))` |
-/// | P95, ms | `1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{L}[{window}])))` |
+/// | P95, ms | [`LatencyQuery::Histogram`]: `1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{L}[{window}])))` |
 /// | CPU, % | `100 * avg(rate(container_cpu_usage_seconds_total{L}[{window}]) / (container_spec_cpu_quota{L} / container_spec_cpu_period{L}))` |
 /// | memory, % | `100 * avg(avg_over_time(container_memory_working_set_bytes{L}[{window}]) / container_spec_memory_limit_bytes{L})` |
 /// | request rate, rps | `sum(rate(http_requests_total{L}[{window}]))` |
+///
+/// The P95 query is a preset ([`LatencyQuery`]); [`QueryTemplates::with_latency`]
+/// switches it to the playbook's summary query.
 ///
 /// The `or vector(0)` makes a service that served requests but never a 5xx read as
 /// 0 % errors (its 5xx series do not exist), while a service with no requests at all
@@ -86,9 +104,7 @@ impl Default for QueryTemplates {
             error_rate_pct: Some(format!(
                 r#"100 * (sum(rate(http_requests_total{{{l},code=~"5.."}}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{{{l}}}[{{window}}]))"#
             )),
-            p95_latency_ms: Some(format!(
-                "1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{l}}}[{{window}}])))"
-            )),
+            p95_latency_ms: Some(LatencyQuery::default().template()),
             cpu_pct: Some(format!(
                 "100 * avg(rate(container_cpu_usage_seconds_total{{{l}}}[{{window}}]) / (container_spec_cpu_quota{{{l}}} / container_spec_cpu_period{{{l}}}))"
             )),
@@ -124,6 +140,12 @@ impl QueryTemplates {
         self
     }
 
+    /// Sets the P95 query to a preset: [`LatencyQuery::Summary`] for the playbook's
+    /// summary, [`LatencyQuery::Histogram`] for histogram buckets.
+    pub fn with_latency(self, preset: LatencyQuery) -> Self {
+        self.with_p95_latency_ms(preset.template())
+    }
+
     /// Sets the CPU query (percent).
     pub fn with_cpu_pct(mut self, query: impl Into<String>) -> Self {
         self.cpu_pct = Some(query.into());
@@ -150,6 +172,93 @@ impl QueryTemplates {
             ("memory_pct", self.memory_pct.as_deref()),
             ("request_rate_rps", self.request_rate_rps.as_deref()),
         ]
+    }
+}
+
+/// Which series the P95 query reads, for the labels `job="{service}",region="{region}"`.
+///
+/// | Preset | Query | Reads |
+/// |--------|-------|-------|
+/// | `Histogram` (default) | `1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{L}[{window}])))` | a histogram's `_bucket` series |
+/// | `Summary` (the playbook's) | `1000 * max(http_request_duration_seconds{L,quantile="0.95"})` | a summary's `quantile="0.95"` series |
+///
+/// A service exports one or the other under this name, never both (their `_sum` and
+/// `_count` series would collide), and each preset reads the other kind as no data,
+/// so a wrong choice shows up as a missing P95, never as a healthy one.
+///
+/// The histogram default keeps existing configurations reading what they read. The
+/// summary preset is the playbook's selector plus the `region` label every default
+/// query filters on (decisions are per region) and one aggregation:
+///
+/// - **`max` across instances.** A summary's quantiles are computed in each process
+///   and cannot be merged: PromQL has no way to get the fleet's p95 from per-instance
+///   p95s. The max is an honest bound: at most 5 % of each instance's requests are
+///   slower than its own p95, so at most 5 % of all requests are slower than the
+///   largest one, and the fleet's true p95 is never above it. It errs towards
+///   "slow" (one slow instance shows), the safe side for a rollback decision.
+/// - **Not `avg`.** The mean of quantiles is not a quantile of anything: one busy,
+///   slow instance next to an idle, fast one averages to a p95 far below what most
+///   requests saw, which would hide exactly the instance a rollback is about.
+/// - **No `{window}`.** The client computes the quantile over its own sliding window
+///   (client_golang's `DefMaxAge`: ten minutes); PromQL can neither re-window nor
+///   re-aggregate it. The value is each instance's latest sample
+///   (within Prometheus' five-minute lookback), as in the playbook's `curl`.
+///
+/// Chosen with [`PrometheusMetricsBuilder::with_latency`] or
+/// [`QueryTemplates::with_latency`]; in a text config it parses from `"histogram"`
+/// or `"summary"` ([`FromStr`](std::str::FromStr)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum LatencyQuery {
+    /// `histogram_quantile(0.95, …)` over `http_request_duration_seconds_bucket`.
+    #[default]
+    Histogram,
+    /// The playbook's `http_request_duration_seconds{quantile="0.95"}`, the `max`
+    /// across instances.
+    Summary,
+}
+
+impl LatencyQuery {
+    /// The P95 template (milliseconds) this preset stands for.
+    pub fn template(self) -> String {
+        let l = r#"job="{service}",region="{region}""#;
+        match self {
+            LatencyQuery::Histogram => format!(
+                "1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{l}}}[{{window}}])))"
+            ),
+            LatencyQuery::Summary => {
+                format!(r#"1000 * max(http_request_duration_seconds{{{l},quantile="0.95"}})"#)
+            }
+        }
+    }
+
+    /// The preset's name in a config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyQuery::Histogram => "histogram",
+            LatencyQuery::Summary => "summary",
+        }
+    }
+}
+
+impl fmt::Display for LatencyQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LatencyQuery {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "histogram" => Ok(LatencyQuery::Histogram),
+            "summary" => Ok(LatencyQuery::Summary),
+            other => Err(Error::invalid(
+                "prometheus.latency",
+                format!("unknown preset {other:?}; known: \"histogram\", \"summary\""),
+            )),
+        }
     }
 }
 
@@ -200,6 +309,14 @@ impl PrometheusMetricsBuilder {
     /// Sets the query templates (default [`QueryTemplates::default`]).
     pub fn with_templates(mut self, templates: QueryTemplates) -> Self {
         self.templates = templates;
+        self
+    }
+
+    /// Sets the P95 query to a preset (default [`LatencyQuery::Histogram`]); the
+    /// playbook's is [`LatencyQuery::Summary`]. It changes the templates set so far,
+    /// so call it after [`with_templates`](Self::with_templates).
+    pub fn with_latency(mut self, preset: LatencyQuery) -> Self {
+        self.templates = self.templates.with_latency(preset);
         self
     }
 
@@ -786,6 +903,68 @@ mod tests {
         assert_eq!(
             q,
             r#"100 * (sum(rate(http_requests_total{job="meshos-api",region="us-east-1",code=~"5.."}[5m])) or vector(0)) / sum(rate(http_requests_total{job="meshos-api",region="us-east-1"}[5m]))"#
+        );
+    }
+
+    #[test]
+    fn latency_presets_render_to_exact_promql() {
+        let svc = svc("meshos-api");
+        let histogram = r#"1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="meshos-api",region="us-east-1"}[5m])))"#;
+        let summary = r#"1000 * max(http_request_duration_seconds{job="meshos-api",region="us-east-1",quantile="0.95"})"#;
+        for (preset, want) in [
+            (LatencyQuery::Histogram, histogram),
+            (LatencyQuery::Summary, summary),
+        ] {
+            let template = preset.template();
+            check_template("p95_latency_ms", &template).unwrap();
+            assert_eq!(render(&template, &svc, "5m"), want, "{preset}");
+            let t = QueryTemplates::default().with_latency(preset);
+            assert_eq!(t.p95_latency_ms.as_deref(), Some(template.as_str()));
+            assert_eq!(
+                t,
+                QueryTemplates {
+                    p95_latency_ms: Some(template),
+                    ..QueryTemplates::default()
+                },
+                "only the P95 query changes"
+            );
+            assert_eq!(preset.to_string().parse::<LatencyQuery>().unwrap(), preset);
+        }
+        // The default is today's histogram query, so existing users read the same.
+        assert_eq!(LatencyQuery::default(), LatencyQuery::Histogram);
+        assert_eq!(
+            QueryTemplates::default().p95_latency_ms.as_deref(),
+            Some(LatencyQuery::Histogram.template().as_str())
+        );
+        // The summary query is the playbook's selector, aggregated.
+        assert!(summary.contains(r#"http_request_duration_seconds{job="meshos-api","#));
+        assert!(summary.contains(r#"quantile="0.95""#));
+
+        let e = "Summary".parse::<LatencyQuery>().unwrap_err();
+        assert_eq!(e.kind(), meshos_rollback_core::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("prometheus.latency"), "{e}");
+    }
+
+    #[test]
+    fn the_builder_preset_changes_only_the_p95_query() {
+        let src = PrometheusMetrics::builder("http://127.0.0.1:9090")
+            .with_templates(QueryTemplates::none().with_cpu_pct("up"))
+            .with_latency(LatencyQuery::Summary)
+            .build()
+            .unwrap();
+        let queries = src
+            .queries(&svc("meshos-api"), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            queries,
+            [
+                (
+                    "p95_latency_ms",
+                    r#"1000 * max(http_request_duration_seconds{job="meshos-api",region="us-east-1",quantile="0.95"})"#
+                        .to_owned()
+                ),
+                ("cpu_pct", "up".to_owned()),
+            ]
         );
     }
 

@@ -11,6 +11,14 @@
 //! towards zero. Under those conditions `rate()` is exactly the block's rate and the
 //! expected numbers below are plain averages.
 //!
+//! Latency comes in both forms a client library exports under
+//! `http_request_duration_seconds`: most services have a histogram (`_bucket`), the
+//! playbook's `meshos-api` a summary (`{quantile="0.5|0.9|0.95|0.99"}`), each with
+//! `_sum`/`_count`. A service has one or the other, never both, as in real exporters
+//! (the `_sum`/`_count` series would collide). A summary's quantiles are gauges the
+//! client computed; at a whole minute the newest sample is second 50 of the block
+//! that ends there, so an instant query reads that block's quantiles.
+//!
 //! Shared with the `prometheus_testdata` example (`#[path]`), which writes the same
 //! data for a long-running server (`MESHOS_PROMETHEUS_URL`).
 
@@ -34,6 +42,8 @@ pub const CPU_QUOTA: f64 = 200_000.0;
 pub const CPU_PERIOD: f64 = 100_000.0;
 /// The memory limit: 2 GiB.
 pub const MEM_LIMIT: f64 = 2.0 * GIB;
+/// The quantiles a summary exports (the `quantile` label values).
+pub const SUMMARY_QUANTILES: [&str; 4] = ["0.5", "0.9", "0.95", "0.99"];
 /// The finite histogram bucket bounds, in seconds.
 pub const BUCKETS: [f64; 6] = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0];
 /// Every counter's value at the start of the data.
@@ -95,11 +105,32 @@ pub enum Scenario {
     NoServerErrors,
     /// `checkout` in eu-west-1: same job as `Healthy`, other numbers.
     HealthyEu,
+    /// The playbook's `meshos-api` in us-east-1, latency as a **summary** only:
+    /// instance `i-2` was slow (p95 450 ms) until 10 minutes ago; now the p95s are
+    /// 150 ms and 185 ms, an hour ago 110 ms and 125 ms.
+    Api,
 }
+
+/// How a scenario exports `http_request_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyExport {
+    /// `_bucket{le=…}`, `_sum`, `_count`.
+    Histogram,
+    /// `{quantile=…}`, `_sum`, `_count`.
+    Summary,
+}
+
+/// Summary quantiles (p50, p90, p95, p99 in seconds) of `meshos-api`, per instance.
+const API_SUMMARY_BASE: [[f64; 4]; 2] =
+    [[0.040, 0.085, 0.110, 0.180], [0.045, 0.095, 0.125, 0.210]];
+const API_SUMMARY_OK: [[f64; 4]; 2] = [[0.050, 0.120, 0.150, 0.260], [0.060, 0.150, 0.185, 0.320]];
+const API_SUMMARY_SLOW: [f64; 4] = [0.090, 0.300, 0.450, 0.800];
+/// The mean latency behind every summary's `_sum`, in seconds.
+const API_MEAN: f64 = 0.07;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Healthy,
         Scenario::Breaching,
         Scenario::Silent,
@@ -107,6 +138,7 @@ impl Scenario {
         Scenario::Idle,
         Scenario::NoServerErrors,
         Scenario::HealthyEu,
+        Scenario::Api,
     ];
 
     /// The `job` label.
@@ -118,6 +150,7 @@ impl Scenario {
             Scenario::Recovering => "search",
             Scenario::Idle => "batch",
             Scenario::NoServerErrors => "static",
+            Scenario::Api => "meshos-api",
         }
     }
 
@@ -139,6 +172,27 @@ impl Scenario {
 
     fn instances(self) -> usize {
         if self == Scenario::Silent { 0 } else { 2 }
+    }
+
+    /// How the scenario exports latency.
+    pub fn latency_export(self) -> LatencyExport {
+        match self {
+            Scenario::Api => LatencyExport::Summary,
+            _ => LatencyExport::Histogram,
+        }
+    }
+
+    /// The summary quantiles ([`SUMMARY_QUANTILES`], seconds) `instance` reports
+    /// during block `m`; `None` for a scenario that exports a histogram.
+    pub fn summary(self, m: i64, instance: usize) -> Option<[f64; 4]> {
+        if self.latency_export() != LatencyExport::Summary {
+            return None;
+        }
+        Some(match (m, instance) {
+            (CURRENT_MINUTES.., i) => API_SUMMARY_BASE[i],
+            (10.., 1) => API_SUMMARY_SLOW,
+            (_, i) => API_SUMMARY_OK[i],
+        })
     }
 
     fn has_5xx_series(self) -> bool {
@@ -183,6 +237,11 @@ impl Scenario {
             Scenario::HealthyEu => [
                 load(200.0, 1.0, LAT_BASE, 0.5, 0.6),
                 load(220.0, 1.2, LAT_BASE, 0.6, 0.7),
+            ][i],
+            // `latency` is unused: the summary quantiles come from `summary`.
+            Scenario::Api => [
+                load(420.0, 0.1, LAT_OK, 0.6, 0.7),
+                load(500.0, 0.2, LAT_OK, 0.7, 0.8),
             ][i],
         }
     }
@@ -235,10 +294,27 @@ pub fn expected(s: Scenario, anchor: i64, at: i64, window_minutes: i64) -> Metri
     let total = ok + err;
     Metrics {
         error_rate_pct: (total > 0.0).then(|| 100.0 * err / total),
-        p95_latency_ms: quantile(0.95, &cum_buckets).map(|s| s * 1000.0),
+        p95_latency_ms: match s.latency_export() {
+            LatencyExport::Histogram => quantile(0.95, &cum_buckets).map(|s| s * 1000.0),
+            LatencyExport::Summary => None,
+        },
         cpu_pct: Some(100.0 * cpu_share),
         memory_pct: Some(100.0 * mem_share),
         request_rate_rps: Some(total),
+    }
+}
+
+/// The metrics the default templates with the summary P95 preset should read: as
+/// [`expected`], but P95 is the largest p95 any instance reported for the block that
+/// ends at `at`, and no data for a scenario that exports a histogram.
+pub fn expected_summary(s: Scenario, anchor: i64, at: i64, window_minutes: i64) -> Metrics {
+    let m = (anchor - at) / 60;
+    let p95 = (0..s.instances())
+        .filter_map(|i| s.summary(m, i).map(|q| q[2]))
+        .reduce(f64::max);
+    Metrics {
+        p95_latency_ms: p95.map(|s| s * 1000.0),
+        ..expected(s, anchor, at, window_minutes)
     }
 }
 
@@ -320,7 +396,7 @@ pub fn openmetrics(anchor: i64) -> String {
 
     out.push_str("# TYPE http_request_duration_seconds histogram\n");
     for &(m, t) in &times {
-        for (s, i) in series() {
+        for (s, i) in series().filter(|(s, _)| s.latency_export() == LatencyExport::Histogram) {
             let l = labels(s, i);
             for (b, bound) in BUCKETS.iter().enumerate() {
                 let v = counter(s, i, anchor, m, t, |x| {
@@ -344,6 +420,32 @@ pub fn openmetrics(anchor: i64) -> String {
             )
             .unwrap();
             let sum = counter(s, i, anchor, m, t, |x| (x.ok_rps + x.err_rps) * 0.1);
+            writeln!(out, "http_request_duration_seconds_sum{{{l}}} {sum} {t}").unwrap();
+        }
+    }
+
+    // The same family name as a summary, for the services that export one.
+    out.push_str("# TYPE http_request_duration_seconds summary\n");
+    for &(m, t) in &times {
+        for (s, i) in series() {
+            let Some(values) = s.summary(m, i) else {
+                continue;
+            };
+            let l = labels(s, i);
+            for (q, v) in SUMMARY_QUANTILES.iter().zip(values) {
+                writeln!(
+                    out,
+                    r#"http_request_duration_seconds{{{l},quantile="{q}"}} {v} {t}"#
+                )
+                .unwrap();
+            }
+            let count = counter(s, i, anchor, m, t, |x| x.ok_rps + x.err_rps);
+            writeln!(
+                out,
+                "http_request_duration_seconds_count{{{l}}} {count} {t}"
+            )
+            .unwrap();
+            let sum = counter(s, i, anchor, m, t, |x| (x.ok_rps + x.err_rps) * API_MEAN);
             writeln!(out, "http_request_duration_seconds_sum{{{l}}} {sum} {t}").unwrap();
         }
     }

@@ -22,9 +22,9 @@ use meshos_rollback_core::decision::{
 };
 use meshos_rollback_core::observation::{Metrics, Observation, Signal};
 use meshos_rollback_core::provider::{MetricsSource, TimeRange};
-use meshos_rollback_http::prometheus::{Baseline, PrometheusMetrics, QueryTemplates};
+use meshos_rollback_http::prometheus::{Baseline, LatencyQuery, PrometheusMetrics, QueryTemplates};
 
-use dataset::{Scenario, expected};
+use dataset::{LatencyExport, Scenario, expected, expected_summary};
 
 const TOLERANCE: f64 = 1e-9;
 const FIVE_MINUTES: Duration = Duration::from_secs(300);
@@ -46,10 +46,15 @@ fn ts(unix: i64) -> Timestamp {
 }
 
 fn source(p: &server::Prometheus) -> PrometheusMetrics {
+    source_with(p, LatencyQuery::default())
+}
+
+fn source_with(p: &server::Prometheus, latency: LatencyQuery) -> PrometheusMetrics {
     PrometheusMetrics::builder(&p.url)
         .with_clock(Arc::new(Fixed(ts(p.anchor))))
         .with_baseline(Baseline::Offset(Duration::from_secs(HOUR as u64)))
         .with_timeout(Duration::from_secs(10))
+        .with_latency(latency)
         .build()
         .expect("source")
 }
@@ -421,4 +426,164 @@ async fn prometheus_errors_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("at most 11000"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus"]
+async fn summary_preset_reads_the_playbooks_p95() {
+    let p = server::start().await;
+    let t = p.anchor;
+    let summary = source_with(&p, LatencyQuery::Summary);
+    let api = Scenario::Api.service();
+    assert_eq!(Scenario::Api.latency_export(), LatencyExport::Summary);
+
+    // Now: the instances report p95 150 ms and 185 ms; the preset takes the max
+    // (the average, 167.5 ms, would be no quantile of anything).
+    let now = summary.observe(&api, FIVE_MINUTES).await.unwrap();
+    assert_eq!(now.p95_latency_ms, Some(185.0), "{now:?}");
+    assert_metrics_close(
+        "meshos-api",
+        &now,
+        &expected_summary(Scenario::Api, t, t, 5),
+        TOLERANCE,
+    );
+    // An hour ago: 110 ms and 125 ms.
+    let base = summary.baseline(&api, FIVE_MINUTES).await.unwrap();
+    assert_eq!(base.p95_latency_ms, Some(125.0), "{base:?}");
+    assert_metrics_close(
+        "meshos-api baseline",
+        &base,
+        &expected_summary(Scenario::Api, t, t - HOUR, 5),
+        TOLERANCE,
+    );
+
+    // Minute by minute: i-2's slow p95 (450 ms) shows until 10 minutes ago.
+    let range = TimeRange {
+        start: ts(t - 15 * 60),
+        end: ts(t),
+        step: ONE_MINUTE,
+    };
+    let points = summary
+        .observe_range(&api, ONE_MINUTE, &range)
+        .await
+        .unwrap();
+    assert_eq!(points.len(), 16);
+    let mut p95s = Vec::new();
+    for (k, point) in points.iter().enumerate() {
+        let at = t - 15 * 60 + 60 * k as i64;
+        assert_eq!(point.at, ts(at));
+        let want = expected_summary(Scenario::Api, t, at, 1);
+        assert_metrics_close(&format!("point {k}"), &point.metrics, &want, TOLERANCE);
+        p95s.push(point.metrics.p95_latency_ms.unwrap());
+    }
+    let mut want = vec![450.0; 6];
+    want.extend([185.0; 10]);
+    assert_eq!(p95s, want);
+
+    // The verification limits pass on it: 185 ms is under the playbook's 200 ms.
+    let report = VerificationLimits::default().check(&Observation::new(now, base));
+    assert_eq!(report.verdict, VerificationVerdict::Passed, "{report}");
+
+    // The playbook's selector as it stands returns one series per instance: it
+    // needs the aggregation the preset adds.
+    let verbatim = PrometheusMetrics::builder(&p.url)
+        .with_clock(Arc::new(Fixed(ts(t))))
+        .with_templates(QueryTemplates::none().with_p95_latency_ms(
+            r#"1000 * http_request_duration_seconds{job="{service}",quantile="0.95"}"#,
+        ))
+        .build()
+        .unwrap();
+    let e = verbatim.observe(&api, FIVE_MINUTES).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("returned 2 series"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus"]
+async fn each_latency_preset_reads_the_other_kind_as_no_data() {
+    let p = server::start().await;
+    let t = p.anchor;
+    let histogram = source_with(&p, LatencyQuery::Histogram);
+    let summary = source_with(&p, LatencyQuery::Summary);
+    let limits = VerificationLimits::default();
+    let canary = CanaryPolicy::default();
+
+    // The histogram preset against histogram data still reads the buckets.
+    let healthy = Scenario::Healthy.service();
+    let m = histogram.observe(&healthy, FIVE_MINUTES).await.unwrap();
+    assert_metrics_close(
+        "histogram",
+        &m,
+        &expected(Scenario::Healthy, t, t, 5),
+        TOLERANCE,
+    );
+    assert!(
+        (m.p95_latency_ms.unwrap() - 162.5).abs() < TOLERANCE,
+        "{m:?}"
+    );
+
+    // The summary preset against every histogram-only service: P95 is no data
+    // (never 0, never healthy), everything else is still read.
+    for s in Scenario::ALL {
+        if s.latency_export() != LatencyExport::Histogram || s == Scenario::Silent {
+            continue;
+        }
+        let svc = s.service();
+        let current = summary.observe(&svc, FIVE_MINUTES).await.unwrap();
+        let baseline = summary.baseline(&svc, FIVE_MINUTES).await.unwrap();
+        assert_eq!(current.p95_latency_ms, None, "{s:?}: {current:?}");
+        assert_eq!(baseline.p95_latency_ms, None, "{s:?}: {baseline:?}");
+        assert_metrics_close(
+            &format!("{s:?} summary"),
+            &current,
+            &expected_summary(s, t, t, 5),
+            TOLERANCE,
+        );
+        assert!(current.request_rate_rps.is_some(), "{s:?}: {current:?}");
+        let report = limits.check(&Observation::new(current, baseline));
+        assert!(
+            report.missing.contains(Signal::P95Latency),
+            "{s:?}: {report}"
+        );
+        assert_ne!(
+            report.verdict,
+            VerificationVerdict::Passed,
+            "{s:?}: {report}"
+        );
+    }
+    // A healthy service read with the wrong preset is not "continue".
+    let read = observation(
+        summary.observe(&healthy, FIVE_MINUTES).await.unwrap(),
+        summary.baseline(&healthy, FIVE_MINUTES).await.unwrap(),
+    );
+    let decision = canary.evaluate(&read);
+    assert!(
+        matches!(decision.outcome, Outcome::NoData { .. }),
+        "{decision:?}"
+    );
+
+    // And today's histogram default against the summary-only meshos-api: no P95,
+    // which is what the playbook's service looked like before the preset.
+    let api = Scenario::Api.service();
+    let m = histogram.observe(&api, FIVE_MINUTES).await.unwrap();
+    assert_eq!(m.p95_latency_ms, None, "{m:?}");
+    assert_metrics_close(
+        "meshos-api histogram",
+        &m,
+        &expected(Scenario::Api, t, t, 5),
+        TOLERANCE,
+    );
+    let points = histogram
+        .observe_range(
+            &api,
+            ONE_MINUTE,
+            &TimeRange {
+                start: ts(t - 5 * 60),
+                end: ts(t),
+                step: ONE_MINUTE,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(points.iter().all(|p| p.metrics.p95_latency_ms.is_none()));
 }
