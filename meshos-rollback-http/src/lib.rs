@@ -7,6 +7,7 @@
 //! | [`PrometheusMetrics`] | [`MetricsSource`](meshos_rollback_core::provider::MetricsSource) | Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`) | Metrics Verification, Canary Auto-Rollback |
 //! | [`HttpHealthChecker`] | [`HealthChecker`](meshos_rollback_core::provider::HealthChecker) | any `http(s)` endpoint (`/health`, `/api/v1/status`) | Health Checks |
 //! | [`SlackNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack incoming webhook | Communication |
+//! | [`SmtpNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | an SMTP submission server (STARTTLS, implicit TLS) | Communication (stakeholder e-mail) |
 //! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2 | Emergency Contacts |
 //! | [`HttpCustomerReports`] | [`CustomerReports`](meshos_rollback_core::provider::CustomerReports) | a JSON endpoint answering `{"count": N}` | Customer Impact Assessment |
 //!
@@ -17,21 +18,26 @@
 //! the `max` across instances).
 //!
 //! Cargo features: none. Every provider is always built; TLS is rustls on *ring* with
-//! the platform's trust store (no native-tls, no aws-lc).
+//! the platform's trust store (no native-tls, no aws-lc), for HTTP (reqwest) and SMTP
+//! (lettre) alike.
 //!
 //! # Behaviour shared by every provider
 //! - **Builders**: `Type::builder(…)`, `with_*`, `build() -> Result`; `build` checks
 //!   URLs, timeouts and templates, so a bad setting fails before the first request.
 //! - **Injected client**: `with_client(reqwest::Client)` for proxies, extra roots or
 //!   an `Authorization` header; no provider reads credentials or environment on its
-//!   own. The default client follows no redirects and does not retry.
+//!   own. The default client follows no redirects and does not retry. (The SMTP
+//!   notifier speaks SMTP through lettre, not HTTP: it takes its host, credentials
+//!   and extra roots through its builder instead.)
 //! - **Per-request timeout** (`with_timeout`), nothing more: retries, overall
 //!   deadlines and tracing are core layers wrapped around any provider.
 //! - **Errors**, mapped in one place: timeouts, refused connections, 429 and 5xx are
 //!   [`ErrorKind::Transient`](meshos_rollback_core::ErrorKind::Transient); 404/410
 //!   `NotFound`; 401/403 `PermissionDenied`; 400/422 `InvalidInput`; anything else
-//!   `Failed`. Messages name the provider and the operation.
-//! - **Secrets** (the Slack webhook URL, the PagerDuty routing key) are
+//!   `Failed`. Messages name the provider and the operation. SMTP replies map the
+//!   same way in [`smtp`]: 4xx transient, 530/535 `PermissionDenied`, other 5xx
+//!   `Failed`, each naming the reply code.
+//! - **Secrets** (the Slack webhook URL, the PagerDuty routing key, the SMTP password) are
 //!   [`secrecy::SecretString`]s: never in `Debug`, `Display`, an error or a log line.
 //!   reqwest errors are stripped of their URL, and whatever a server echoes back is
 //!   redacted.
@@ -88,6 +94,7 @@ pub mod pagerduty;
 pub mod prometheus;
 pub mod reports;
 pub mod slack;
+pub mod smtp;
 
 pub use health::{HttpHealthChecker, HttpHealthCheckerBuilder};
 pub use pagerduty::{PagerDutyEscalator, PagerDutyEscalatorBuilder};
@@ -96,3 +103,4 @@ pub use prometheus::{
 };
 pub use reports::{HttpCustomerReports, HttpCustomerReportsBuilder};
 pub use slack::{SlackNotifier, SlackNotifierBuilder};
+pub use smtp::{SmtpNotifier, SmtpNotifierBuilder, SmtpTls};
