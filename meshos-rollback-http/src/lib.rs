@@ -7,6 +7,7 @@
 //! | [`PrometheusMetrics`] | [`MetricsSource`](meshos_rollback_core::provider::MetricsSource) | Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`) | Metrics Verification, Canary Auto-Rollback |
 //! | [`HttpHealthChecker`] | [`HealthChecker`](meshos_rollback_core::provider::HealthChecker) | any `http(s)` endpoint (`/health`, `/api/v1/status`) | Health Checks |
 //! | [`SlackNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack incoming webhook | Communication |
+//! | [`SlackApiNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack Web API (`chat.postMessage`, `chat.update`) with a bot token; one thread per incident | Communication |
 //! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2 | Emergency Contacts |
 //! | [`HttpCustomerReports`] | [`CustomerReports`](meshos_rollback_core::provider::CustomerReports) | a JSON endpoint answering `{"count": N}` | Customer Impact Assessment |
 //!
@@ -24,8 +25,12 @@
 //! - **Errors**, mapped in one place: timeouts, refused connections, 429 and 5xx are
 //!   [`ErrorKind::Transient`](meshos_rollback_core::ErrorKind::Transient); 404/410
 //!   `NotFound`; 401/403 `PermissionDenied`; 400/422 `InvalidInput`; anything else
-//!   `Failed`. Messages name the provider and the operation.
-//! - **Secrets** (the Slack webhook URL, the PagerDuty routing key) are
+//!   `Failed`. Messages name the provider and the operation. The Slack Web API
+//!   answers most failures with HTTP 200 and `"ok": false`; its error strings are
+//!   mapped the same way (`invalid_auth` is `PermissionDenied`, `channel_not_found`
+//!   `NotFound`, …), and a 429's `Retry-After` travels as a
+//!   [`RateLimited`] source of the `Transient` error.
+//! - **Secrets** (the Slack webhook URL, the Slack bot token, the PagerDuty routing key) are
 //!   [`secrecy::SecretString`]s: never in `Debug`, `Display`, an error or a log line.
 //!   reqwest errors are stripped of their URL, and whatever a server echoes back is
 //!   redacted.
@@ -35,7 +40,7 @@
 //! ```
 //! use std::time::Duration;
 //! use meshos_rollback_core::model::{Region, ServiceId, ServiceRef};
-//! use meshos_rollback_http::{PrometheusMetrics, QueryTemplates, Baseline, SlackNotifier};
+//! use meshos_rollback_http::{PrometheusMetrics, QueryTemplates, Baseline, SlackApiNotifier, SlackNotifier};
 //! use secrecy::SecretString;
 //!
 //! # fn main() -> meshos_rollback_core::Result<()> {
@@ -60,6 +65,12 @@
 //! let slack = SlackNotifier::builder(webhook).with_label("#mesh-os-oncall").build()?;
 //! assert_eq!(slack.to_string(), "Slack(#mesh-os-oncall)");
 //! assert!(!format!("{slack:?}").contains("XXXXXXXX"));
+//!
+//! // A bot token threads each incident's messages under its announcement.
+//! let token = SecretString::from("xoxb-0000-0000-XXXXXXXX");
+//! let bot = SlackApiNotifier::builder(token, "C0ROLLBACK").with_label("#mesh-os-oncall").build()?;
+//! assert_eq!(bot.to_string(), "Slack API(#mesh-os-oncall)");
+//! assert!(!format!("{bot:?}").contains("XXXXXXXX"));
 //! # Ok(())
 //! # }
 //! ```
@@ -71,9 +82,11 @@ pub mod pagerduty;
 pub mod prometheus;
 pub mod reports;
 pub mod slack;
+pub mod slack_api;
 
 pub use health::{HttpHealthChecker, HttpHealthCheckerBuilder};
 pub use pagerduty::{PagerDutyEscalator, PagerDutyEscalatorBuilder};
 pub use prometheus::{Baseline, PrometheusMetrics, PrometheusMetricsBuilder, QueryTemplates};
 pub use reports::{HttpCustomerReports, HttpCustomerReportsBuilder};
 pub use slack::{SlackNotifier, SlackNotifierBuilder};
+pub use slack_api::{RateLimited, SlackApiNotifier, SlackApiNotifierBuilder};
