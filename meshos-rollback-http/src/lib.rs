@@ -8,6 +8,7 @@
 //! | [`HttpHealthChecker`] | [`HealthChecker`](meshos_rollback_core::provider::HealthChecker) | any `http(s)` endpoint (`/health`, `/api/v1/status`) | Health Checks |
 //! | [`SlackNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack incoming webhook | Communication |
 //! | [`SmtpNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | an SMTP submission server (STARTTLS, implicit TLS) | Communication (stakeholder e-mail) |
+//! | [`SlackApiNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack Web API (`chat.postMessage`, `chat.update`) with a bot token; one thread per incident | Communication |
 //! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2 | Emergency Contacts |
 //! | [`HttpCustomerReports`] | [`CustomerReports`](meshos_rollback_core::provider::CustomerReports) | a JSON endpoint answering `{"count": N}` | Customer Impact Assessment |
 //!
@@ -36,8 +37,14 @@
 //!   `NotFound`; 401/403 `PermissionDenied`; 400/422 `InvalidInput`; anything else
 //!   `Failed`. Messages name the provider and the operation. SMTP replies map the
 //!   same way in [`smtp`]: 4xx transient, 530/535 `PermissionDenied`, other 5xx
-//!   `Failed`, each naming the reply code.
-//! - **Secrets** (the Slack webhook URL, the PagerDuty routing key, the SMTP password) are
+//!   `Failed`, each naming the reply code. The Slack Web API answers most failures
+//!   with HTTP 200 and `"ok": false`; its error strings are mapped the same way
+//!   (`invalid_auth` is `PermissionDenied`, `channel_not_found` `NotFound`, …), and a
+//!   429's `Retry-After` travels as a core
+//!   [`RetryAfter`](meshos_rollback_core::error::RetryAfter) source of the `Transient`
+//!   error, which the core retry layer honours.
+//! - **Secrets** (the Slack webhook URL, the Slack bot token, the PagerDuty routing
+//!   key, the Teams webhook, the SMTP password) are
 //!   [`secrecy::SecretString`]s: never in `Debug`, `Display`, an error or a log line.
 //!   reqwest errors are stripped of their URL, and whatever a server echoes back is
 //!   redacted.
@@ -48,7 +55,8 @@
 //! use std::time::Duration;
 //! use meshos_rollback_core::model::{Region, ServiceId, ServiceRef};
 //! use meshos_rollback_http::{
-//!     Baseline, LatencyQuery, PrometheusMetrics, QueryTemplates, SlackNotifier,
+//!     Baseline, LatencyQuery, PrometheusMetrics, QueryTemplates, SlackApiNotifier,
+//!     SlackNotifier,
 //! };
 //! use secrecy::SecretString;
 //!
@@ -83,6 +91,12 @@
 //! let slack = SlackNotifier::builder(webhook).with_label("#mesh-os-oncall").build()?;
 //! assert_eq!(slack.to_string(), "Slack(#mesh-os-oncall)");
 //! assert!(!format!("{slack:?}").contains("XXXXXXXX"));
+//!
+//! // A bot token threads each incident's messages under its announcement.
+//! let token = SecretString::from("xoxb-0000-0000-XXXXXXXX");
+//! let bot = SlackApiNotifier::builder(token, "C0ROLLBACK").with_label("#mesh-os-oncall").build()?;
+//! assert_eq!(bot.to_string(), "Slack API(#mesh-os-oncall)");
+//! assert!(!format!("{bot:?}").contains("XXXXXXXX"));
 //! # Ok(())
 //! # }
 //! ```
@@ -95,6 +109,7 @@ pub mod prometheus;
 pub mod reports;
 pub mod slack;
 pub mod smtp;
+pub mod slack_api;
 
 pub use health::{HttpHealthChecker, HttpHealthCheckerBuilder};
 pub use pagerduty::{PagerDutyEscalator, PagerDutyEscalatorBuilder};
@@ -104,3 +119,4 @@ pub use prometheus::{
 pub use reports::{HttpCustomerReports, HttpCustomerReportsBuilder};
 pub use slack::{SlackNotifier, SlackNotifierBuilder};
 pub use smtp::{SmtpNotifier, SmtpNotifierBuilder, SmtpTls};
+pub use slack_api::{RateLimited, SlackApiNotifier, SlackApiNotifierBuilder};

@@ -3,6 +3,7 @@
 //! `Debug`, `Display`, error or log line. The core conformance suites run too.
 //! Needs no external server: runs in plain `cargo test`.
 
+mod fake_slack;
 mod health;
 mod layered;
 mod pagerduty;
@@ -10,6 +11,7 @@ mod prometheus_http;
 mod recorder;
 mod reports;
 mod slack;
+mod slack_api;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
