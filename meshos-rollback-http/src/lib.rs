@@ -1,13 +1,15 @@
 //! HTTP-based providers for meshos-rollback: the playbook's Prometheus queries,
-//! `curl -f` health checks, Slack announcements, PagerDuty pages and the customer
-//! report count, each behind a core provider trait.
+//! `curl -f` health checks, Slack and Microsoft Teams announcements, PagerDuty pages
+//! and change events, and the customer report count, each behind a core provider
+//! trait.
 //!
 //! | Type | Core trait | Talks to | Playbook section |
 //! |------|------------|----------|------------------|
 //! | [`PrometheusMetrics`] | [`MetricsSource`](meshos_rollback_core::provider::MetricsSource) | Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`) | Metrics Verification, Canary Auto-Rollback |
 //! | [`HttpHealthChecker`] | [`HealthChecker`](meshos_rollback_core::provider::HealthChecker) | any `http(s)` endpoint (`/health`, `/api/v1/status`) | Health Checks |
 //! | [`SlackNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack incoming webhook | Communication |
-//! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2 | Emergency Contacts |
+//! | [`TeamsNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Microsoft Teams Workflows webhook (Adaptive Card) | Communication |
+//! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2: trigger, acknowledge, resolve, change events | Emergency Contacts |
 //! | [`HttpCustomerReports`] | [`CustomerReports`](meshos_rollback_core::provider::CustomerReports) | a JSON endpoint answering `{"count": N}` | Customer Impact Assessment |
 //!
 //! Cargo features: none. Every provider is always built; TLS is rustls on *ring* with
@@ -24,8 +26,10 @@
 //! - **Errors**, mapped in one place: timeouts, refused connections, 429 and 5xx are
 //!   [`ErrorKind::Transient`](meshos_rollback_core::ErrorKind::Transient); 404/410
 //!   `NotFound`; 401/403 `PermissionDenied`; 400/422 `InvalidInput`; anything else
-//!   `Failed`. Messages name the provider and the operation.
-//! - **Secrets** (the Slack webhook URL, the PagerDuty routing key) are
+//!   `Failed`. Messages name the provider and the operation, and quote a
+//!   `Retry-After` header when the server sends one.
+//! - **Secrets** (the Slack webhook URL, the Teams Workflows webhook URL with its
+//!   `sig=` signature, the PagerDuty routing key) are
 //!   [`secrecy::SecretString`]s: never in `Debug`, `Display`, an error or a log line.
 //!   reqwest errors are stripped of their URL, and whatever a server echoes back is
 //!   redacted.
@@ -35,7 +39,7 @@
 //! ```
 //! use std::time::Duration;
 //! use meshos_rollback_core::model::{Region, ServiceId, ServiceRef};
-//! use meshos_rollback_http::{PrometheusMetrics, QueryTemplates, Baseline, SlackNotifier};
+//! use meshos_rollback_http::{PrometheusMetrics, QueryTemplates, Baseline, SlackNotifier, TeamsNotifier};
 //! use secrecy::SecretString;
 //!
 //! # fn main() -> meshos_rollback_core::Result<()> {
@@ -60,6 +64,14 @@
 //! let slack = SlackNotifier::builder(webhook).with_label("#mesh-os-oncall").build()?;
 //! assert_eq!(slack.to_string(), "Slack(#mesh-os-oncall)");
 //! assert!(!format!("{slack:?}").contains("XXXXXXXX"));
+//!
+//! // A Teams channel, through its Workflows webhook: the `sig=` never shows either.
+//! let teams = TeamsNotifier::builder(SecretString::from(
+//!     "https://prod-00.westus.logic.azure.com/workflows/0123abcd/triggers/manual/paths/invoke?api-version=2016-06-01&sig=YYYYYYYY",
+//! ))
+//! .build()?;
+//! assert_eq!(teams.to_string(), "Teams(prod-00.westus.logic.azure.com)");
+//! assert!(!format!("{teams:?}").contains("YYYYYYYY"));
 //! # Ok(())
 //! # }
 //! ```
@@ -71,9 +83,11 @@ pub mod pagerduty;
 pub mod prometheus;
 pub mod reports;
 pub mod slack;
+pub mod teams;
 
 pub use health::{HttpHealthChecker, HttpHealthCheckerBuilder};
 pub use pagerduty::{PagerDutyEscalator, PagerDutyEscalatorBuilder};
 pub use prometheus::{Baseline, PrometheusMetrics, PrometheusMetricsBuilder, QueryTemplates};
 pub use reports::{HttpCustomerReports, HttpCustomerReportsBuilder};
 pub use slack::{SlackNotifier, SlackNotifierBuilder};
+pub use teams::{TeamsNotifier, TeamsNotifierBuilder};
