@@ -51,6 +51,21 @@ pub(crate) async fn read_body(
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// The `Retry-After` header of a throttled or unavailable answer (seconds or an
+/// HTTP date), for the error message; the core error has no field for it, and the
+/// retry layer, not the provider, decides when to try again.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if value.is_empty() || value.len() > 64 {
+        return None;
+    }
+    Some(value.to_owned())
+}
+
 /// The URL without credentials, query or fragment, and without a trailing `/`:
 /// what `Display` shows of an endpoint.
 pub(crate) fn display_url(url: &url::Url) -> String {

@@ -1,6 +1,7 @@
 //! HTTP-based providers for meshos-rollback: the playbook's metrics from Prometheus,
-//! `curl -f` health checks, Slack announcements, PagerDuty pages and the customer
-//! report count, each behind a core provider trait.
+//! `curl -f` health checks, Slack and Microsoft Teams announcements, the stakeholder
+//! e-mail over SMTP, PagerDuty pages and change events, and the customer report
+//! count, each behind a core provider trait.
 //!
 //! | Type | Core trait | Talks to | Playbook section |
 //! |------|------------|----------|------------------|
@@ -9,7 +10,8 @@
 //! | [`SlackNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack incoming webhook | Communication |
 //! | [`SmtpNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | an SMTP submission server (STARTTLS, implicit TLS) | Communication (stakeholder e-mail) |
 //! | [`SlackApiNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Slack Web API (`chat.postMessage`, `chat.update`) with a bot token; one thread per incident | Communication |
-//! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2 | Emergency Contacts |
+//! | [`TeamsNotifier`] | [`Notifier`](meshos_rollback_core::provider::Notifier) | Microsoft Teams Workflows webhook (Adaptive Card) | Communication |
+//! | [`PagerDutyEscalator`] | [`Escalator`](meshos_rollback_core::provider::Escalator) | PagerDuty Events API v2: trigger, acknowledge, resolve, change events | Emergency Contacts |
 //! | [`HttpCustomerReports`] | [`CustomerReports`](meshos_rollback_core::provider::CustomerReports) | a JSON endpoint answering `{"count": N}` | Customer Impact Assessment |
 //!
 //! The playbook reads P95 from a summary,
@@ -42,9 +44,11 @@
 //!   (`invalid_auth` is `PermissionDenied`, `channel_not_found` `NotFound`, …), and a
 //!   429's `Retry-After` travels as a core
 //!   [`RetryAfter`](meshos_rollback_core::error::RetryAfter) source of the `Transient`
-//!   error, which the core retry layer honours.
+//!   error, which the core retry layer honours; other providers quote a
+//!   `Retry-After` header in the message.
 //! - **Secrets** (the Slack webhook URL, the Slack bot token, the PagerDuty routing
-//!   key, the Teams webhook, the SMTP password) are
+//!   key, the Teams Workflows webhook URL with its `sig=` signature, the SMTP
+//!   password) are
 //!   [`secrecy::SecretString`]s: never in `Debug`, `Display`, an error or a log line.
 //!   reqwest errors are stripped of their URL, and whatever a server echoes back is
 //!   redacted.
@@ -56,7 +60,7 @@
 //! use meshos_rollback_core::model::{Region, ServiceId, ServiceRef};
 //! use meshos_rollback_http::{
 //!     Baseline, LatencyQuery, PrometheusMetrics, QueryTemplates, SlackApiNotifier,
-//!     SlackNotifier,
+//!     SlackNotifier, TeamsNotifier,
 //! };
 //! use secrecy::SecretString;
 //!
@@ -97,6 +101,13 @@
 //! let bot = SlackApiNotifier::builder(token, "C0ROLLBACK").with_label("#mesh-os-oncall").build()?;
 //! assert_eq!(bot.to_string(), "Slack API(#mesh-os-oncall)");
 //! assert!(!format!("{bot:?}").contains("XXXXXXXX"));
+//! // A Teams channel, through its Workflows webhook: the `sig=` never shows either.
+//! let teams = TeamsNotifier::builder(SecretString::from(
+//!     "https://prod-00.westus.logic.azure.com/workflows/0123abcd/triggers/manual/paths/invoke?api-version=2016-06-01&sig=YYYYYYYY",
+//! ))
+//! .build()?;
+//! assert_eq!(teams.to_string(), "Teams(prod-00.westus.logic.azure.com)");
+//! assert!(!format!("{teams:?}").contains("YYYYYYYY"));
 //! # Ok(())
 //! # }
 //! ```
@@ -110,6 +121,7 @@ pub mod reports;
 pub mod slack;
 pub mod smtp;
 pub mod slack_api;
+pub mod teams;
 
 pub use health::{HttpHealthChecker, HttpHealthCheckerBuilder};
 pub use pagerduty::{PagerDutyEscalator, PagerDutyEscalatorBuilder};
@@ -120,3 +132,4 @@ pub use reports::{HttpCustomerReports, HttpCustomerReportsBuilder};
 pub use slack::{SlackNotifier, SlackNotifierBuilder};
 pub use smtp::{SmtpNotifier, SmtpNotifierBuilder, SmtpTls};
 pub use slack_api::{RateLimited, SlackApiNotifier, SlackApiNotifierBuilder};
+pub use teams::{TeamsNotifier, TeamsNotifierBuilder};

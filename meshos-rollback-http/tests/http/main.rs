@@ -12,6 +12,7 @@ mod recorder;
 mod reports;
 mod slack;
 mod slack_api;
+mod teams;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,6 +58,22 @@ impl Write for Capture {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A client for posting to the local fakes directly (plain HTTP; rustls on *ring*
+/// only because reqwest wants a crypto provider).
+pub(crate) fn plain_http_client() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
 }
 
 /// Asserts that neither the error's `Display`, `Debug` nor any `source()` holds a

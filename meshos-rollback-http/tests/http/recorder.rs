@@ -40,6 +40,7 @@ pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: String,
     pub(crate) delay: Duration,
+    pub(crate) headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -48,7 +49,13 @@ impl Reply {
             status,
             body: body.into(),
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
+    }
+
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub(crate) fn after(mut self, delay: Duration) -> Self {
@@ -138,7 +145,13 @@ async fn handle(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response()
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    for (name, value) in reply.headers {
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("a header value"));
+    }
+    response
 }
 
 /// A local address where nothing listens.
