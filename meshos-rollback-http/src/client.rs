@@ -52,8 +52,8 @@ pub(crate) async fn read_body(
 }
 
 /// The `Retry-After` header of a throttled or unavailable answer (seconds or an
-/// HTTP date), for the error message; the core error has no field for it, and the
-/// retry layer, not the provider, decides when to try again.
+/// HTTP date), for the error message; [`with_retry_after`] hands the delay to the
+/// core retry layer, which decides when to try again.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<String> {
     let value = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -64,6 +64,32 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<String
         return None;
     }
     Some(value.to_owned())
+}
+
+/// A transient error with the server's `Retry-After` (in seconds) as its source, so
+/// the core retry layer waits at least that long; an HTTP date or any other error is
+/// left as it is.
+pub(crate) fn with_retry_after(
+    error: meshos_rollback_core::Error,
+    wait: Option<&str>,
+) -> meshos_rollback_core::Error {
+    match (error, wait.and_then(|w| w.parse::<u64>().ok())) {
+        (
+            meshos_rollback_core::Error::Transient {
+                provider,
+                message,
+                source: None,
+            },
+            Some(secs),
+        ) => meshos_rollback_core::Error::Transient {
+            provider,
+            message,
+            source: Some(Box::new(meshos_rollback_core::error::RetryAfter(
+                std::time::Duration::from_secs(secs),
+            ))),
+        },
+        (e, _) => e,
+    }
 }
 
 /// The URL without credentials, query or fragment, and without a trailing `/`:

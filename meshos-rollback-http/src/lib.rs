@@ -119,8 +119,8 @@ pub mod pagerduty;
 pub mod prometheus;
 pub mod reports;
 pub mod slack;
-pub mod smtp;
 pub mod slack_api;
+pub mod smtp;
 pub mod teams;
 
 pub use health::{HttpHealthChecker, HttpHealthCheckerBuilder};
@@ -130,6 +130,6 @@ pub use prometheus::{
 };
 pub use reports::{HttpCustomerReports, HttpCustomerReportsBuilder};
 pub use slack::{SlackNotifier, SlackNotifierBuilder};
-pub use smtp::{SmtpNotifier, SmtpNotifierBuilder, SmtpTls};
 pub use slack_api::{RateLimited, SlackApiNotifier, SlackApiNotifierBuilder};
+pub use smtp::{SmtpNotifier, SmtpNotifierBuilder, SmtpTls};
 pub use teams::{TeamsNotifier, TeamsNotifierBuilder};

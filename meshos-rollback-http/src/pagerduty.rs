@@ -36,7 +36,9 @@ use meshos_rollback_core::{Error, Result};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{default_client, display_url, parse_http_url, read_body, retry_after};
+use crate::client::{
+    default_client, display_url, parse_http_url, read_body, retry_after, with_retry_after,
+};
 use crate::error::{self, Context};
 
 /// PagerDuty's Events API.
@@ -177,12 +179,15 @@ impl PagerDutyEscalator {
         // Redacted before it is cut to an excerpt, so no cut-off part of the key stays.
         let body = error::redact(&read_body(response).await.unwrap_or_default(), &[secret]);
         let mut detail = refusal(&body).unwrap_or_else(|| error::excerpt(&body));
-        if let Some(wait) = wait {
+        if let Some(wait) = &wait {
             detail = format!("{detail} (Retry-After: {wait})")
                 .trim_start()
                 .to_owned();
         }
-        Err(error::from_status(&ctx, status, &detail, &[secret]))
+        Err(with_retry_after(
+            error::from_status(&ctx, status, &detail, &[secret]),
+            wait.as_deref(),
+        ))
     }
 
     /// An alert event (`/v2/enqueue`).

@@ -18,8 +18,9 @@
 //! `not_authed`, `account_inactive`, `token_revoked` and `missing_scope` are
 //! `PermissionDenied`; `channel_not_found` and `not_in_channel` `NotFound`;
 //! `ratelimited` `Transient`; any other `Failed`. HTTP 429 is [`Error::Transient`]
-//! whose `source()` is a [`RateLimited`] carrying the `Retry-After` delay (the core
-//! error has no field for it, and the core retry layer keeps its own backoff); other
+//! whose `source()` is a [`RateLimited`] carrying the `Retry-After` delay, itself over
+//! a core [`RetryAfter`](meshos_rollback_core::error::RetryAfter), so the core retry
+//! layer waits at least that long; other
 //! HTTP failures are mapped like every provider's (5xx `Transient`). The bot token is a credential: kept in a [`SecretString`], it
 //! appears in no `Debug`, `Display`, error or log line (reqwest marks the bearer header
 //! sensitive, so its own logs show it as `Sensitive`).
@@ -327,12 +328,14 @@ struct Answer {
 /// Slack asked to wait before the next call (HTTP 429 with `Retry-After`,
 /// <https://api.slack.com/docs/rate-limits>): the `source()` of the
 /// [`Error::Transient`] it is reported as, so a retry policy can find the delay with
-/// `downcast_ref::<RateLimited>()`. The core `RetryLayer` does not look for it yet:
-/// it retries on its own backoff, which may come before Slack's delay is over.
+/// `downcast_ref::<RateLimited>()`. Its own source is the core
+/// [`RetryAfter`](meshos_rollback_core::error::RetryAfter) the core `RetryLayer` reads
+/// ([`Error::retry_after`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimited {
     method: String,
     retry_after: Duration,
+    hint: meshos_rollback_core::error::RetryAfter,
 }
 
 impl RateLimited {
@@ -357,7 +360,11 @@ impl fmt::Display for RateLimited {
     }
 }
 
-impl std::error::Error for RateLimited {}
+impl std::error::Error for RateLimited {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.hint)
+    }
+}
 
 /// `Retry-After` in seconds, as Slack sends it.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -375,6 +382,7 @@ fn rate_limited(ctx: &Context<'_>, method: &str, after: Duration) -> Error {
     let limited = RateLimited {
         method: method.to_owned(),
         retry_after: after,
+        hint: meshos_rollback_core::error::RetryAfter(after),
     };
     Error::Transient {
         provider: ctx.provider.to_owned(),

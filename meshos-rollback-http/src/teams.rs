@@ -54,7 +54,7 @@ use meshos_rollback_core::{Error, Result};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::client::{default_client, parse_http_url, read_body, retry_after};
+use crate::client::{default_client, parse_http_url, read_body, retry_after, with_retry_after};
 use crate::error::{self, Context};
 
 /// The default per-request timeout.
@@ -372,12 +372,15 @@ impl Notifier for TeamsNotifier {
         // Redacted before it is cut to an excerpt, so no cut-off part of a secret stays.
         let text = error::redact(&read_body(response).await.unwrap_or_default(), &secrets);
         let mut detail = refusal(&text);
-        if let Some(wait) = wait {
+        if let Some(wait) = &wait {
             detail = format!("{detail} (Retry-After: {wait})")
                 .trim_start()
                 .to_owned();
         }
-        Err(error::from_status(&ctx, status, &detail, &secrets))
+        Err(with_retry_after(
+            error::from_status(&ctx, status, &detail, &secrets),
+            wait.as_deref(),
+        ))
     }
 }
 

@@ -29,7 +29,7 @@ fn stack() -> impl meshos_rollback_core::layer::Layer + Clone {
             max_checks: None,
         },
         jitter: false,
-            ..RetryPolicy::default()
+        ..RetryPolicy::default()
     };
     standard_stack(
         RetryLayer::new(policy, RetryBudget::new(10, 0.1)),

@@ -396,6 +396,13 @@ async fn change_events_are_checked_cut_and_classified() {
         );
         assert_eq!(pd.requests().len(), 1, "no retry");
         assert_no_secret(&err);
+        if kind == ErrorKind::Transient && says.contains("429") {
+            assert_eq!(
+                err.retry_after(),
+                Some(Duration::from_secs(30)),
+                "the core retry layer gets the delay"
+            );
+        }
     }
     // PagerDuty's own words reach the message.
     let pd = Recorder::fixed(400, invalid).await;

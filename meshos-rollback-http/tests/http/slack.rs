@@ -76,6 +76,7 @@ async fn the_playbooks_messages_arrive_exactly() {
         "2025-10-30T10:17:00Z".parse().unwrap(),
         started,
         Duration::from_secs(300),
+        None,
         &progress,
     );
     let update = update.as_str();

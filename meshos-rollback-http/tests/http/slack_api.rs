@@ -326,6 +326,11 @@ async fn a_429_is_transient_and_carries_retry_after() {
         .and_then(|s| s.downcast_ref::<RateLimited>())
         .expect("the source says how long to wait");
     assert_eq!(limited.retry_after(), Duration::from_secs(30));
+    assert_eq!(
+        e.retry_after(),
+        Some(Duration::from_secs(30)),
+        "the core retry layer finds the delay"
+    );
     assert_eq!(limited.method(), "chat.postMessage");
     assert_no_secret(&e);
     assert!(slack.messages().is_empty());
@@ -345,6 +350,7 @@ async fn the_core_retry_layer_delivers_after_a_429_once() {
             max_checks: None,
         },
         jitter: false,
+        ..RetryPolicy::default()
     };
     let retried = Layered::new(
         inner.clone(),
@@ -354,11 +360,17 @@ async fn the_core_retry_layer_delivers_after_a_429_once() {
         Arc::new(retried) as Arc<dyn Notifier>,
         TimeoutLayer::new(Duration::from_secs(5)),
     );
-    slack.next([Next::RateLimited(0)]);
+    slack.next([Next::RateLimited(1)]);
+    let start = std::time::Instant::now();
     timed
         .send(&message(MessageKind::Announcement, ANNOUNCEMENT))
         .await
         .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "Slack's Retry-After (1 s) is waited out, not the 20 ms backoff: {:?}",
+        start.elapsed()
+    );
     assert_eq!(slack.calls().len(), 2, "one 429, then delivered");
     assert_eq!(slack.messages().len(), 1);
 }
