@@ -3,7 +3,9 @@
 //! canary policy says why and the rollback runs by itself: traffic shifts back to the
 //! stable target group, the canary rolls back, verification holds the metrics under
 //! the limits for 15 minutes, the other regions are checked. The timeline, incident
-//! report and stakeholder e-mail are printed at the end.
+//! report and stakeholder e-mail are printed at the end; the incident id, the customer
+//! impact and each status update's ETA come from data (the journal, the customer
+//! reports and metrics, the steps' measured durations).
 //!
 //! Everything runs on the in-memory providers with a simulated clock starting at
 //! 10:00 UTC, so the 15-minute verification window passes instantly.
@@ -55,8 +57,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &engine.plan(&on_breach).await?.to_string(),
     );
 
+    // 10:02 — customers notice: 150 reports so far. Nobody assessed the impact (the
+    // rollback is automatic), so the engine measures it from these reports and the
+    // metrics.
+    world
+        .reports
+        .report(&us_east, "2025-10-30T10:02:00Z".parse()?, 150);
+
     section("Canary watch (checks every minute for 30 minutes)", "");
-    let watch = CanaryWatch::new(canary.clone(), stable, "INC-20251030-001");
+    // No incident id: the next of the day is taken from the journal (INC-20251030-001).
+    let watch = CanaryWatch::new(canary.clone(), stable, "");
     let outcome = engine.watch_canary(&watch, &on_breach).await?;
     let CanaryOutcome::RolledBack { decision, report } = outcome else {
         println!("{outcome}");

@@ -603,7 +603,7 @@ async fn an_automatic_run_measures_the_customer_impact_from_data() {
             / 100.0)
             .round() as u64;
         let line = format!(
-            "- **Customer Impact**: ~{reports} customers experienced elevated error rates (~{failed} failed requests since 10:00 UTC, {:.1}% of requests)",
+            "- **Customer Impact**: ~{reports} customers experienced elevated error rates (~{failed} failed requests since 10:00 UTC, {:.2}% of requests)",
             m.error_rate_pct.unwrap()
         );
         assert!(

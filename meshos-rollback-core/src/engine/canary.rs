@@ -32,7 +32,8 @@ pub struct CanaryWatch {
     pub duration: Duration,
     /// Consecutive checks without data before giving up as inconclusive (3).
     pub max_no_data: u32,
-    /// The incident id to use if the canary is rolled back.
+    /// The incident id to use if the canary is rolled back; empty: the next of the
+    /// day, `INC-YYYYMMDD-NNN` ([`Engine::next_incident_id`](super::Engine::next_incident_id)).
     pub incident_id: String,
 }
 

@@ -42,7 +42,7 @@ impl Run {
         };
         let effect = match failed {
             Some((n, pct)) => format!(
-                "elevated error rates (~{n} failed requests since {} UTC, {pct:.1}% of requests)",
+                "elevated error rates (~{n} failed requests since {} UTC, {pct:.2}% of requests)",
                 since.strftime("%H:%M")
             ),
             None if customers.is_some() => "problems they reported".to_owned(),
