@@ -424,7 +424,7 @@ async fn data_corruption_reaches_security_and_the_manager_at_once() {
         )
         .await;
     let names: Vec<&str> = told.iter().map(|t| t.to.as_str()).collect();
-    assert_eq!(names, ["security-incidents", "eng-manager"]);
+    assert_eq!(names, ["security-incidents", "eng-manager", "on-call"]);
     assert!(told.iter().all(|t| t.result.is_ok()));
     let security = contacts.slack.messages();
     assert_eq!(
@@ -440,10 +440,8 @@ async fn data_corruption_reaches_security_and_the_manager_at_once() {
         contacts.manager_dm.messages()[0].mentions,
         vec!["<@UENGMGR01>".to_owned()]
     );
-    assert!(
-        contacts.oncall.history().is_empty(),
-        "on-call is not on this route"
-    );
+    // "Stop all deployments, escalate": on-call is paged as well.
+    assert_eq!(contacts.oncall.open_pages().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -619,4 +617,94 @@ async fn an_automatic_run_measures_the_customer_impact_from_data() {
             report.stakeholder_email()
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_person_taking_over_acknowledges_the_runs_open_pages() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    for r in &s.regions {
+        s.deploy_bad(r).await;
+    }
+    let contacts = Contacts::new();
+    let faults = FaultPlan::new();
+    failing_us_west_2(&faults);
+    let engine =
+        s.engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults))));
+    let spec = with_routes(quick(two_region_spec(&s)));
+    let report = engine
+        .execute(engine.plan(&spec).await.unwrap(), s.manual(&s.regions))
+        .await
+        .unwrap();
+    let key = "meshos-rollback/INC-20251030-001/us-west-2".to_owned();
+    let told = engine.acknowledge_pages(&report.run_id).await.unwrap();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].to, "on-call");
+    assert!(told[0].result.is_ok());
+    assert_eq!(contacts.oncall.acknowledged(), vec![key.clone()]);
+    assert_eq!(
+        contacts.oncall.history().last().unwrap(),
+        &("acknowledge".to_owned(), key)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_keeps_its_place_on_the_ladder() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    let contacts = Contacts::new();
+    let engine = s.engine_with(contacts.register(s.world.providers()));
+    let spec = with_routes(long_verification(single_region_spec(&s, &r)));
+    let request = s.manual_for(&r);
+    let incident_start = request.incident.started_at;
+    // The deadline stops the first attempt at 20 minutes: the manager has been told.
+    let control = RunControl {
+        deadline: Some(Duration::from_secs(20 * 60)),
+        ..RunControl::default()
+    };
+    let first = engine
+        .execute_with(engine.plan(&spec).await.unwrap(), request, control)
+        .await
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Cancelled, "{first}");
+    assert_eq!(contacts.manager_dm.messages().len(), 1);
+    assert!(contacts.vp_pager.open_pages().is_empty());
+    let resumed = engine.resume(&first.run_id).await.unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{resumed}");
+    assert_eq!(
+        contacts.manager_dm.messages().len(),
+        1,
+        "the manager is not told a second time after the resume"
+    );
+    // The VP's rung is 30 minutes after the incident began, not after the resume.
+    let vp = resumed
+        .notifications
+        .iter()
+        .find(|n| n.to == "vp-engineering" && n.what == "page")
+        .unwrap();
+    assert_eq!((vp.at - incident_start).as_secs() / 60, 30);
+    // Verified: the VP's page is resolved.
+    assert!(contacts.vp_pager.open_pages().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_runs_started_at_once_get_different_incident_ids() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    for r in &s.regions {
+        s.deploy_bad(r).await;
+    }
+    let engine = s.engine();
+    let run = |r: &meshos_rollback_core::model::Region| {
+        let (engine, spec) = (engine.clone(), quick(single_region_spec(&s, r)));
+        let mut request = s.manual_for(r);
+        request.incident.id = String::new();
+        async move {
+            let plan = engine.plan(&spec).await.unwrap();
+            engine.execute(plan, request).await.unwrap()
+        }
+    };
+    let (a, b) = tokio::join!(run(&s.regions[0]), run(&s.regions[1]));
+    let mut ids = vec![a.request.incident.id.clone(), b.request.incident.id.clone()];
+    ids.sort();
+    assert_eq!(ids, ["INC-20251030-001", "INC-20251030-002"]);
 }

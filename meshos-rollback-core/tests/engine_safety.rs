@@ -719,6 +719,12 @@ async fn a_lost_lease_stops_the_run_at_the_next_step_boundary() {
             .all(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped)),
         "{report}"
     );
+    // Nobody else would know the run stopped: on-call is paged.
+    let pages = s.world.escalator.open_pages();
+    let page = pages
+        .get("meshos-rollback/INC-20251030-001/lock-lost")
+        .unwrap_or_else(|| panic!("{pages:?}"));
+    assert!(page.summary.contains("its lock was lost"), "{page:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -91,6 +91,9 @@ pub(super) struct Inner {
     pub(super) notify_timeout: Duration,
     /// Runs executing or resuming in this process: one run id, one run.
     pub(super) active: Mutex<HashSet<RunId>>,
+    /// Incident ids this engine handed out: two runs started at once, before either
+    /// is journalled, must not get the same one.
+    pub(super) incident_ids: tokio::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// How many of the journal's newest runs planning reads for earlier, unfinished work.
@@ -283,6 +286,7 @@ impl Engine {
     ) -> Vec<super::routing::Told> {
         super::routing::tell_decision(
             &self.inner.providers,
+            &self.inner.redactor,
             comms,
             incident,
             region,
@@ -292,28 +296,79 @@ impl Engine {
         .await
     }
 
+    /// A person has taken over: acknowledges every page the run opened and has not
+    /// resolved (PagerDuty stops escalating them), through the pager that opened it.
+    /// Returns who was acknowledged and whether it reached them. Not journalled: the
+    /// run may be another engine's, still writing its journal.
+    pub async fn acknowledge_pages(&self, run_id: &RunId) -> Result<Vec<super::routing::Told>> {
+        let report = self.report(run_id).await?;
+        let comms = report.plan.comms();
+        let routing =
+            super::routing::Routing::resolve(&comms.contacts, &comms.routes, &self.inner.providers);
+        let mut told = Vec::new();
+        for (to, key) in report.open_pages() {
+            let result = match routing.pager(&to) {
+                Some(pager) => {
+                    tokio::time::timeout(self.inner.notify_timeout, pager.acknowledge(&key))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(Error::Timeout {
+                                operation: format!("{pager}: acknowledge"),
+                                after: self.inner.notify_timeout,
+                            })
+                        })
+                }
+                None => Err(Error::not_found(
+                    "engine",
+                    format!("no pager for contact {to}: acknowledge {key} by hand"),
+                )),
+            };
+            told.push(super::routing::Told { to, result });
+        }
+        Ok(told)
+    }
+
     /// The next incident id of today, `INC-YYYYMMDD-NNN` (UTC), counted from the
     /// incidents of the journal's newest [`EARLIER_RUNS_READ`] runs. Two engines that
     /// share no journal can hand out the same number.
     pub async fn next_incident_id(&self) -> Result<String> {
+        let issued = self.inner.incident_ids.lock().await;
+        self.next_incident_id_after(&issued).await
+    }
+
+    /// Takes the next incident id for a run: held until this engine is dropped, so a
+    /// run started at the same time gets the one after.
+    async fn take_incident_id(&self) -> Result<String> {
+        let mut issued = self.inner.incident_ids.lock().await;
+        let id = self.next_incident_id_after(&issued).await?;
+        issued.insert(id.clone());
+        Ok(id)
+    }
+
+    async fn next_incident_id_after(
+        &self,
+        issued: &std::collections::BTreeSet<String>,
+    ) -> Result<String> {
         let day = self.inner.clock.now().strftime("%Y%m%d").to_string();
         let prefix = format!("INC-{day}-");
-        let mut highest = 0u32;
+        let number = |id: &str| id.strip_prefix(&prefix).and_then(|n| n.parse::<u32>().ok());
+        let mut highest = issued.iter().filter_map(|id| number(id)).max().unwrap_or(0);
         let runs = self.inner.journal.runs().await?;
         for run in runs.iter().rev().take(EARLIER_RUNS_READ) {
-            let Ok(entries) = self.inner.journal.load(run).await else {
-                continue;
+            let entries = match self.inner.journal.load(run).await {
+                Ok(e) => e,
+                Err(e) => {
+                    // A damaged run must not stop a rollback; the id may then repeat
+                    // one in that run, which the warning says.
+                    tracing::warn!(%run, error = %e, "cannot read a run's incident id; the next id may repeat it");
+                    continue;
+                }
             };
             let Some(JournalEvent::RunStarted { request, .. }) = entries.first().map(|e| &e.event)
             else {
                 continue;
             };
-            if let Some(n) = request
-                .incident
-                .id
-                .strip_prefix(&prefix)
-                .and_then(|n| n.parse::<u32>().ok())
-            {
+            if let Some(n) = number(&request.incident.id) {
                 highest = highest.max(n);
             }
         }
@@ -340,7 +395,7 @@ impl Engine {
         let _active = self.activate(&plan.run_id)?;
         if request.incident.id.trim().is_empty() {
             // No id given: the next of today's, from the journal.
-            request.incident.id = self.next_incident_id().await?;
+            request.incident.id = self.take_incident_id().await?;
         }
         if !self.inner.journal.load(&plan.run_id).await?.is_empty() {
             return Err(Error::conflict(

@@ -172,6 +172,7 @@ impl EngineBuilder {
                 lock_ttl: self.lock_ttl,
                 notify_timeout: self.notify_timeout,
                 active: std::sync::Mutex::new(std::collections::HashSet::new()),
+                incident_ids: tokio::sync::Mutex::new(std::collections::BTreeSet::new()),
             }),
         })
     }

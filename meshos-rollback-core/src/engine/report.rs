@@ -732,7 +732,7 @@ impl ReportBuilder {
         }
     }
 
-    /// The report as it stands, with each region's status worked out.
+    /// Records one thing told to one contact.
     fn told(
         &mut self,
         at: Timestamp,
@@ -756,6 +756,7 @@ impl ReportBuilder {
         });
     }
 
+    /// The report as it stands, with each region's status worked out.
     pub(crate) fn current(&mut self) -> &RunReport {
         self.settle();
         &self.report

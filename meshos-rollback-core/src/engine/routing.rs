@@ -343,7 +343,7 @@ pub struct Told {
 
 /// The events a decision is news for: data corruption and customer reports have
 /// routes of their own; anything at "initiate rollback" or worse goes to the
-/// region-failed route (on-call).
+/// region-failed route (on-call) as well.
 fn events_for(decision: &crate::decision::Decision) -> Vec<CommsEvent> {
     use crate::decision::{Action, Rule};
     let mut events = Vec::new();
@@ -354,7 +354,9 @@ fn events_for(decision: &crate::decision::Decision) -> Vec<CommsEvent> {
     if fired(Rule::CustomerReportsInvestigate) || fired(Rule::CustomerReportsRollback) {
         events.push(CommsEvent::CustomerReports);
     }
-    if decision.at_least() >= Action::Rollback && !fired(Rule::DataCorruption) {
+    // On-call hears of anything at "initiate rollback" or worse, data corruption
+    // included ("stop all deployments, escalate").
+    if decision.at_least() >= Action::Rollback {
         events.push(CommsEvent::RegionFailed);
     }
     events
@@ -366,6 +368,7 @@ fn events_for(decision: &crate::decision::Decision) -> Vec<CommsEvent> {
 /// bounded by `timeout`.
 pub(crate) async fn tell_decision(
     providers: &Providers,
+    redactor: &crate::redact::Redactor,
     comms: &super::spec::CommsSpec,
     incident: &crate::model::Incident,
     region: &crate::model::Region,
@@ -374,11 +377,13 @@ pub(crate) async fn tell_decision(
 ) -> Vec<Told> {
     use crate::provider::{Message, MessageKind};
     let routing = Routing::resolve(&comms.contacts, &comms.routes, providers);
-    let escalation = super::comms::escalation_for_decision(incident, region, decision);
+    let mut escalation = super::comms::escalation_for_decision(incident, region, decision);
+    escalation.summary = redactor.redact(&escalation.summary);
     let mut text = format!("🚨 {}", escalation.summary);
     for f in decision.findings.iter() {
         text.push_str(&format!("\n- {f}"));
     }
+    let text = redactor.redact(&text);
     let mut told = Vec::new();
     for event in events_for(decision) {
         for t in routing.targets(event) {

@@ -320,6 +320,10 @@ impl Run {
         if !self.journal_errors.lock().expect("lock").is_empty() {
             status = RunStatus::JournalFailed;
         }
+        if self.lease_lost.is_cancelled() && status != RunStatus::Succeeded {
+            // Nobody else knows the run stopped: no region failed to say so.
+            self.run_halted_by_lost_lease().await;
+        }
         self.measure_impact().await;
         self.record(JournalEvent::RunFinished { status }).await;
         let resolution = self.with_report(comms::resolution)?;
@@ -375,21 +379,14 @@ impl Run {
         };
         tokio::pin!(deadline);
         let mut deadline_done = false;
-        // The escalation ladder: one rung per `escalate_after` while unresolved.
-        let rung_every = self.plan.comms.escalate_after.max(Duration::from_secs(1));
-        let mut ladder = tokio::time::interval_at(start + rung_every, rung_every);
-        let rungs = self
-            .routing
-            .targets(super::routing::CommsEvent::Unresolved)
-            .len();
-        let mut rung = 0;
+        // The escalation ladder, in a future of its own: one rung per `escalate_after`
+        // since the incident began, while the run goes on.
+        let ladder = self.ladder();
+        tokio::pin!(ladder);
+        let mut ladder_done = false;
         loop {
             tokio::select! {
-                _ = ladder.tick(), if rung < rungs => {
-                    let minutes = rung_every.as_secs() * (rung as u64 + 1) / 60;
-                    self.escalate_unresolved(rung, minutes).await;
-                    rung += 1;
-                }
+                _ = &mut ladder, if !ladder_done => { ladder_done = true; }
                 _ = status.tick() => {
                     let board = self.status_board();
                     let now = self.engine.clock.now();
@@ -400,6 +397,57 @@ impl Run {
                 _ = &mut deadline, if !deadline_done => { deadline_done = true; }
             }
         }
+    }
+
+    /// Rung k (from 0) of `routes.unresolved` is due `(k + 1) × escalate_after` after
+    /// the incident began; a rung whose contact was already told (before a resume)
+    /// is not told again; overdue rungs are told at once, in order.
+    async fn ladder(&self) {
+        let every = self.plan.comms.escalate_after.max(Duration::from_secs(60));
+        let rungs = self
+            .routing
+            .targets(super::routing::CommsEvent::Unresolved)
+            .len();
+        for rung in 0..rungs {
+            if self.rung_told(rung) {
+                continue;
+            }
+            let after = every * (rung as u32 + 1);
+            let due = self.request.incident.started_at.checked_add(
+                jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX),
+            );
+            let wait = due.map_or(Duration::ZERO, |due| {
+                due.duration_since(self.engine.clock.now())
+                    .try_into()
+                    .unwrap_or(Duration::ZERO)
+            });
+            tokio::time::sleep(wait).await;
+            self.escalate_unresolved(rung, after.as_secs() / 60).await;
+        }
+    }
+
+    /// Whether rung `rung`'s contact has been told already (journalled, no error).
+    fn rung_told(&self, rung: usize) -> bool {
+        let Some(t) = self
+            .routing
+            .targets(super::routing::CommsEvent::Unresolved)
+            .get(rung)
+        else {
+            return true;
+        };
+        let key = format!(
+            "meshos-rollback/{}/unresolved/{}",
+            self.request.incident.id, t.name
+        );
+        self.with_report(|r| {
+            r.notifications.iter().any(|n| {
+                n.to == t.name
+                    && n.error.is_none()
+                    && (n.dedup_key.as_deref() == Some(key.as_str())
+                        || (n.what == "escalation" && n.dedup_key.is_none()))
+            })
+        })
+        .unwrap_or(false)
     }
 
     /// Renews every lease each third of its ttl. A transient error is retried until

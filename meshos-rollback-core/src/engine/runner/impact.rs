@@ -1,5 +1,8 @@
 //! The customer impact from data, for runs whose checklist gave none (automatic
-//! rollbacks): "~150 customers experienced elevated error rates" from numbers.
+//! rollbacks): "~150 customers experienced elevated error rates" from numbers. The
+//! count is of customer reports (one customer may report twice: the customer-reports
+//! source is the playbook's own measure of it); the failed requests are the metrics
+//! source's error rate and request rate over the time since the incident began.
 
 use jiff::Timestamp;
 
@@ -26,7 +29,16 @@ impl Run {
         let mut customers: Option<u32> = None;
         if let Some(reports) = &providers.reports {
             for rp in &self.plan.regions {
-                match reports.count_since(&rp.region, since).await {
+                let limit = self.engine.notify_timeout;
+                let counted = tokio::time::timeout(limit, reports.count_since(&rp.region, since))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(crate::Error::Timeout {
+                            operation: format!("{reports}: count_since"),
+                            after: limit,
+                        })
+                    });
+                match counted {
                     Ok(n) => customers = Some(customers.unwrap_or(0) + n),
                     Err(e) => {
                         tracing::warn!(region = %rp.region, error = %self.redact(&e.to_string()), "cannot count customer reports for the impact");
@@ -62,14 +74,19 @@ async fn failed_requests(
     since: Timestamp,
     now: Timestamp,
 ) -> Option<(u64, f64)> {
-    let window = now.duration_since(since).unsigned_abs();
-    if window.is_zero() {
+    if now <= since {
         return None;
     }
+    let window = now.duration_since(since).unsigned_abs();
     let (mut failed, mut total) = (0f64, 0f64);
     for rp in &run.plan.regions {
         let service = ServiceRef::new(rp.region.clone(), rp.service.clone());
-        let m = metrics.observe(&service, window).await.ok()?;
+        // Bounded like a message: the run is over, and a hung source must not keep
+        // it from being recorded as finished.
+        let m = tokio::time::timeout(run.engine.notify_timeout, metrics.observe(&service, window))
+            .await
+            .ok()?
+            .ok()?;
         let (err, rps) = (m.error_rate_pct?, m.request_rate_rps?);
         let requests = rps * window.as_secs_f64();
         total += requests;

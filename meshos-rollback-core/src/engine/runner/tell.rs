@@ -179,6 +179,29 @@ impl Run {
         .await;
     }
 
+    /// The run stopped because its lock was lost: the region-failed route is told
+    /// (on-call paged), once per incident.
+    pub(super) async fn run_halted_by_lost_lease(&self) {
+        let incident = &self.request.incident;
+        let summary = format!(
+            "Rollback {} halted: its lock was lost (another run may hold it); check, then resume",
+            self.plan.run_id
+        );
+        let alert = Alert {
+            dedup_key: format!("meshos-rollback/{}/lock-lost", incident.id),
+            summary: summary.clone(),
+            severity: Severity::Critical,
+            source: "meshos-rollback".into(),
+        };
+        self.tell(
+            CommsEvent::RegionFailed,
+            MessageKind::Escalation,
+            format!("🚨 {summary}"),
+            Some(alert),
+        )
+        .await;
+    }
+
     /// Rung `rung` of the escalation ladder (0 = the first contact of
     /// `routes.unresolved`), still unresolved after `after_minutes`.
     pub(super) async fn escalate_unresolved(&self, rung: usize, after_minutes: u64) {
