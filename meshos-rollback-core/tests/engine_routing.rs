@@ -708,3 +708,96 @@ async fn two_runs_started_at_once_get_different_incident_ids() {
     ids.sort();
     assert_eq!(ids, ["INC-20251030-001", "INC-20251030-002"]);
 }
+
+/// A pager whose first `resolve` never answers, as a process killed in the middle of
+/// it would leave things; later calls go through.
+#[derive(Debug)]
+struct FirstResolveHangs {
+    inner: Arc<InMemoryEscalator>,
+    hung: std::sync::atomic::AtomicBool,
+    reached: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Display for FirstResolveHangs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FirstResolveHangs")
+    }
+}
+
+#[async_trait::async_trait]
+impl meshos_rollback_core::provider::Escalator for FirstResolveHangs {
+    async fn trigger(
+        &self,
+        e: &meshos_rollback_core::provider::Escalation,
+    ) -> meshos_rollback_core::Result<()> {
+        self.inner.trigger(e).await
+    }
+    async fn resolve(&self, key: &str) -> meshos_rollback_core::Result<()> {
+        if !self.hung.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.resolve(key).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_after_the_run_finished_leaves_its_page_and_email_to_the_resume() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    let contacts = Contacts::new();
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let pager = Arc::new(FirstResolveHangs {
+        inner: contacts.oncall.clone(),
+        hung: false.into(),
+        reached: reached.clone(),
+    });
+    let providers = contacts
+        .register(s.world.providers())
+        .with_channel("pagerduty", Channel::Pager(pager));
+    let engine = Engine::builder(providers)
+        .with_clock(s.clock.clone())
+        .with_notify_timeout(Duration::from_secs(24 * 3600))
+        .ephemeral()
+        .build()
+        .unwrap();
+    let mut spec = with_routes(long_verification(single_region_spec(&s, &r)));
+    spec.comms.routes.unresolved = vec!["on-call".into()];
+    let plan = engine.plan(&spec).await.unwrap();
+    let run_id = plan.run_id().clone();
+    let request = s.manual_for(&r);
+    let task = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.execute(plan, request).await }
+    });
+    // The run finished and is resolving its page: the process dies there.
+    reached.notified().await;
+    task.abort();
+    let _ = task.await;
+    let before = engine.report(&run_id).await.unwrap();
+    assert_eq!(before.status, RunStatus::Succeeded);
+    assert_eq!(before.open_pages().len(), 1, "the page is still open");
+    assert!(contacts.email.messages().is_empty(), "no e-mail yet");
+
+    let after = engine.resume(&run_id).await.unwrap();
+    assert_eq!(after.status, RunStatus::Succeeded);
+    assert!(after.open_pages().is_empty());
+    assert!(
+        contacts.oncall.open_pages().is_empty(),
+        "resolved by the resume"
+    );
+    assert_eq!(contacts.email.messages().len(), 1, "the e-mail, once");
+    // A second resume has nothing left to tell.
+    engine.resume(&run_id).await.unwrap();
+    assert_eq!(contacts.email.messages().len(), 1);
+    assert_eq!(
+        contacts
+            .oncall
+            .history()
+            .iter()
+            .filter(|(a, _)| a == "resolve")
+            .count(),
+        1
+    );
+}

@@ -451,15 +451,27 @@ impl Engine {
         for e in &entries[1..] {
             builder.apply(e);
         }
-        if builder.current().status == RunStatus::Succeeded {
-            return Ok(builder.finish());
-        }
         let JournalEvent::RunStarted { plan, request, .. } = &entries[0].event else {
             unreachable!("ReportBuilder::start checked the first entry")
         };
+        let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
+        if builder.current().status == RunStatus::Succeeded {
+            // Nothing to act on; only what it had to tell after finishing, if a crash
+            // cut that off.
+            let run = Run::new(
+                self.inner.clone(),
+                plan.clone(),
+                request.clone(),
+                StepStates::from_entries(&entries),
+                seq,
+                control,
+                Some(builder),
+                Vec::new(),
+            );
+            return run.finish_comms().await;
+        }
         self.check_same_world(plan)?;
         let leases = self.lock_all(plan).await?;
-        let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
         let run = Arc::new(Run::new(
             self.inner.clone(),
             plan.clone(),

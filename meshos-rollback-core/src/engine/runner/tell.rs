@@ -348,6 +348,33 @@ impl Run {
     }
 }
 
+impl Run {
+    /// A run that succeeded, resumed: what it had to tell after `RunFinished` and
+    /// may not have told before a crash — its open pages resolved, the stakeholder
+    /// e-mail sent (once) — is done now. Nothing else runs.
+    pub(in crate::engine) async fn finish_comms(&self) -> Result<super::super::report::RunReport> {
+        self.resolve_pages().await;
+        let emailed = self.with_report(|r| {
+            r.notifications
+                .iter()
+                .any(|n| n.what == "stakeholder e-mail" && n.error.is_none())
+        })?;
+        if !emailed {
+            self.email_stakeholders().await;
+        }
+        let builder = self.report.lock().expect("lock").take();
+        let mut report = builder
+            .map(super::super::report::ReportBuilder::finish)
+            .ok_or_else(|| Error::failed("journal", "the run was never recorded as started"))?;
+        let errors = self.journal_errors.lock().expect("lock").clone();
+        if !errors.is_empty() {
+            report.status = super::super::report::RunStatus::JournalFailed;
+            report.journal_errors = errors;
+        }
+        Ok(report)
+    }
+}
+
 /// `Subject: …` on the first line, a blank line, the body.
 fn split_subject(email: &str) -> (Option<&str>, &str) {
     match email.split_once("\n\n") {
