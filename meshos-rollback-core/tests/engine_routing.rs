@@ -261,8 +261,8 @@ async fn a_second_run_for_the_same_incident_re_triggers_the_same_page() {
     let contacts = Contacts::new();
     let faults = FaultPlan::new();
     failing_us_west_2(&faults);
-    let engine =
-        s.engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults))));
+    let engine = s
+        .engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults.clone()))));
     let spec = with_routes(quick(two_region_spec(&s)));
     for _ in 0..2 {
         let plan = engine.plan(&spec).await.unwrap();
@@ -276,8 +276,19 @@ async fn a_second_run_for_the_same_incident_re_triggers_the_same_page() {
         contacts.oncall.history(),
         vec![
             ("trigger".to_owned(), key.clone()),
-            ("trigger".to_owned(), key)
+            ("trigger".to_owned(), key.clone())
         ]
+    );
+    // Fixed: a third, re-planned run succeeds and resolves the page the first two
+    // opened, though it opened none itself.
+    faults.clear();
+    let plan = engine.plan(&spec).await.unwrap();
+    let report = engine.execute(plan, s.manual(&s.regions)).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report}");
+    assert!(contacts.oncall.open_pages().is_empty());
+    assert_eq!(
+        contacts.oncall.history().last().unwrap(),
+        &("resolve".to_owned(), key)
     );
 }
 

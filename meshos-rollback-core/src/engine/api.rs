@@ -186,6 +186,7 @@ impl Engine {
                     continue;
                 }
                 out.push(EarlierWork {
+                    open_pages: report.open_pages(),
                     run: run.clone(),
                     status: report.status,
                     region: region.region.clone(),

@@ -462,6 +462,10 @@ pub struct RollbackPlan {
     /// What earlier runs of these services already did (from the journal).
     #[serde(default)]
     pub(super) earlier_runs: Vec<String>,
+    /// Pages earlier, unfinished runs of these services opened and never resolved, as
+    /// (contact, dedup key): a verified rollback of the same incident resolves them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) earlier_pages: Vec<(String, String)>,
 }
 
 impl RollbackPlan {

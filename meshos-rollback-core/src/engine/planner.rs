@@ -74,6 +74,8 @@ pub(super) struct EarlierWork {
     pub(super) service: crate::model::ServiceId,
     /// Its steps that succeeded, in plan order.
     pub(super) done: Vec<(super::plan::StepId, Step, super::journal::StepOutcome)>,
+    /// The pages it opened and did not resolve, as (contact, dedup key).
+    pub(super) open_pages: Vec<(String, String)>,
 }
 
 /// What a plan is built from.
@@ -198,6 +200,13 @@ pub(super) async fn build(input: PlanInput<'_>) -> Result<RollbackPlan> {
         policy: spec.policy,
         warnings: p.warnings,
         earlier_runs: describe_earlier(earlier, spec),
+        earlier_pages: {
+            let mut pages: Vec<(String, String)> =
+                earlier.iter().flat_map(|e| e.open_pages.clone()).collect();
+            pages.sort();
+            pages.dedup();
+            pages
+        },
     })
 }
 

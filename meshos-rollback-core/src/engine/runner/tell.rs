@@ -252,13 +252,22 @@ impl Run {
         .await;
     }
 
-    /// The rollback succeeded and was verified: every page this run opened is
-    /// resolved, by the pager that opened it.
+    /// The rollback succeeded and was verified: every page this run (or an earlier,
+    /// unfinished run of the same incident) opened is resolved, by the pager that
+    /// opened it.
     pub(super) async fn resolve_pages(&self) {
-        let open = match self.with_report(|r| r.open_pages()) {
+        let mut open = match self.with_report(|r| r.open_pages()) {
             Ok(o) => o,
             Err(_) => return,
         };
+        // And the pages earlier runs of this incident opened (a re-planned run after
+        // a failed one): the same incident, now fixed.
+        let prefix = format!("meshos-rollback/{}/", self.request.incident.id);
+        for page in &self.plan.earlier_pages {
+            if page.1.starts_with(&prefix) && !open.contains(page) {
+                open.push(page.clone());
+            }
+        }
         for (to, dedup_key) in open {
             let Some(escalator) = self.routing.pager(&to) else {
                 tracing::warn!(%to, %dedup_key, "the page's contact is no longer routed: resolve it by hand");
