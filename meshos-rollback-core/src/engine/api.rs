@@ -456,23 +456,15 @@ impl Engine {
             unreachable!("ReportBuilder::start checked the first entry")
         };
         let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
-        if builder.current().status == RunStatus::Succeeded {
-            // Nothing to act on; only what it had to tell after finishing, if a crash
-            // cut that off.
-            let run = Run::new(
-                self.inner.clone(),
-                plan.clone(),
-                request.clone(),
-                StepStates::from_entries(&entries),
-                seq,
-                control,
-                Some(builder),
-                Vec::new(),
-            );
-            return run.finish_comms().await;
-        }
-        self.check_same_world(plan)?;
-        let leases = self.lock_all(plan).await?;
+        // A run that succeeded acts on nothing again: only what it had to tell after
+        // finishing is done, if a crash cut that off; it needs no lock.
+        let finished = builder.current().status == RunStatus::Succeeded;
+        let leases = if finished {
+            Vec::new()
+        } else {
+            self.check_same_world(plan)?;
+            self.lock_all(plan).await?
+        };
         let run = Arc::new(Run::new(
             self.inner.clone(),
             plan.clone(),
@@ -483,6 +475,9 @@ impl Engine {
             Some(builder),
             leases,
         ));
+        if finished {
+            return run.finish_comms().await;
+        }
         if let Err(e) = run.append(JournalEvent::RunResumed).await {
             run.release_leases().await;
             return Err(e);
