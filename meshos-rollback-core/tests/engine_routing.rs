@@ -812,3 +812,90 @@ async fn a_crash_after_the_run_finished_leaves_its_page_and_email_to_the_resume(
         1
     );
 }
+
+/// A notifier that threads as Slack does: the thread is known after the announcement.
+#[derive(Debug, Default)]
+struct Threading {
+    inner: InMemoryNotifier,
+    thread: std::sync::Mutex<Option<String>>,
+    continued: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl std::fmt::Display for Threading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Threading")
+    }
+}
+
+#[async_trait::async_trait]
+impl meshos_rollback_core::provider::Notifier for Threading {
+    async fn send(
+        &self,
+        m: &meshos_rollback_core::provider::Message,
+    ) -> meshos_rollback_core::Result<()> {
+        {
+            let mut thread = self.thread.lock().unwrap();
+            if m.kind == MessageKind::Announcement && thread.is_none() {
+                *thread = Some(format!("ts-of-{}", m.incident_id));
+            }
+        }
+        self.inner.send(m).await
+    }
+    fn thread(&self, _: &str) -> Option<String> {
+        self.thread.lock().unwrap().clone()
+    }
+    fn continue_thread(&self, incident: &str, thread: &str) {
+        self.continued
+            .lock()
+            .unwrap()
+            .push((incident.to_owned(), thread.to_owned()));
+        *self.thread.lock().unwrap() = Some(thread.to_owned());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_resumed_by_another_process_continues_the_announcements_thread() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let engine_with = |n: Arc<Threading>| {
+        Engine::builder(s.world.providers().with_channel("slack", Channel::Chat(n)))
+            .with_clock(s.clock.clone())
+            .with_journal(journal.clone())
+            .build()
+            .unwrap()
+    };
+    let mut spec = long_verification(single_region_spec(&s, &r));
+    spec.comms
+        .contacts
+        .insert("incident-channel".into(), contact("slack", &[]));
+    let first_notifier = Arc::new(Threading::default());
+    let first = engine_with(first_notifier.clone());
+    let control = RunControl {
+        deadline: Some(Duration::from_secs(5 * 60)),
+        ..RunControl::default()
+    };
+    let report = first
+        .execute_with(first.plan(&spec).await.unwrap(), s.manual_for(&r), control)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Cancelled);
+    assert_eq!(
+        report.threads.get("incident-channel").map(String::as_str),
+        Some("ts-of-INC-20251030-001"),
+        "journalled with the announcement"
+    );
+    // Another process: a new engine and a new notifier over the same journal.
+    let second_notifier = Arc::new(Threading::default());
+    let second = engine_with(second_notifier.clone());
+    let resumed = second.resume(&report.run_id).await.unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{resumed}");
+    assert_eq!(
+        *second_notifier.continued.lock().unwrap(),
+        vec![(
+            "INC-20251030-001".to_owned(),
+            "ts-of-INC-20251030-001".to_owned()
+        )]
+    );
+}

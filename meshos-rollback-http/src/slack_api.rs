@@ -168,8 +168,9 @@ pub struct SlackApiNotifier {
     sent: Mutex<HashSet<u64>>,
 }
 
-/// Where an incident's announcement is, and what it said.
-#[derive(Debug, Clone)]
+/// Where an incident's announcement is, and what it said. Its JSON is the thread
+/// token the engine journals ([`Notifier::thread`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Announcement {
     /// The channel id Slack answered with (`chat.update` takes ids only).
     channel: String,
@@ -551,6 +552,23 @@ impl Notifier for SlackApiNotifier {
             self.sent().insert(update);
         }
         Ok(())
+    }
+
+    fn thread(&self, incident_id: &str) -> Option<String> {
+        let thread = self.threads().get(incident_id).cloned()?;
+        serde_json::to_string(&thread).ok()
+    }
+
+    fn continue_thread(&self, incident_id: &str, thread: &str) {
+        match serde_json::from_str::<Announcement>(thread) {
+            Ok(a) => {
+                self.threads().entry(incident_id.to_owned()).or_insert(a);
+            }
+            // A token from another notifier or version: a new thread, not a failure.
+            Err(e) => {
+                tracing::warn!(incident = incident_id, error = %e, "cannot continue the Slack thread; the next message starts a new one")
+            }
+        }
     }
 }
 

@@ -113,6 +113,10 @@ pub enum JournalEvent {
         /// The contact told (`incident-channel`); empty in journals older than routes.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         to: String,
+        /// The notifier's thread for the incident, after an announcement (so a
+        /// resumed run, in another process, posts into the same thread).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread: Option<String>,
     },
     /// A message could not be sent (the rollback went on).
     MessageFailed {

@@ -185,6 +185,9 @@ pub struct RunReport {
     /// sent or failed.
     #[serde(default)]
     pub notifications: Vec<Notification>,
+    /// Each contact's thread for the incident, from its announcement.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub threads: BTreeMap<String, String>,
     /// The customer impact measured from data, when the checklist gave none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_impact: Option<super::checklist::CustomerImpact>,
@@ -630,6 +633,7 @@ impl ReportBuilder {
                 failed_escalations: Vec::new(),
                 notifications: Vec::new(),
                 measured_impact: None,
+                threads: BTreeMap::new(),
                 leases_lost: Vec::new(),
                 journal_errors: Vec::new(),
             },
@@ -689,8 +693,16 @@ impl ReportBuilder {
                     s.note = Some(reason.clone());
                 }
             }
-            JournalEvent::MessageSent { kind, text, to } => {
+            JournalEvent::MessageSent {
+                kind,
+                text,
+                to,
+                thread,
+            } => {
                 self.report.messages.push((at, *kind, text.clone()));
+                if let Some(t) = thread {
+                    self.report.threads.insert(to.clone(), t.clone());
+                }
                 self.told(at, to, kind_word(*kind), None, None);
             }
             JournalEvent::MessageFailed { kind, error, to } => {

@@ -230,6 +230,9 @@ impl Run {
         });
         let estimate = self.plan.estimate();
         let regions: Vec<Region> = self.plan.regions.iter().map(|r| r.region.clone()).collect();
+        if resumed {
+            self.continue_threads();
+        }
         let text = if resumed {
             format!(
                 "🔁 ROLLBACK RESUMED\nRun: {run_id}\nReason: {}",

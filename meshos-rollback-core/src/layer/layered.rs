@@ -244,6 +244,12 @@ impl<L: Layer> Notifier for Layered<dyn Notifier, L> {
         // A duplicate chat message is better than a missing one.
         through!(self, "send", true, |p| p.send(message))
     }
+    fn thread(&self, incident_id: &str) -> Option<String> {
+        self.inner.thread(incident_id)
+    }
+    fn continue_thread(&self, incident_id: &str, thread: &str) {
+        self.inner.continue_thread(incident_id, thread)
+    }
 }
 
 #[async_trait]

@@ -81,6 +81,20 @@ impl Message {
 pub trait Notifier: fmt::Debug + fmt::Display + Send + Sync {
     /// Posts one message.
     async fn send(&self, message: &Message) -> Result<()>;
+
+    /// Where an incident's messages are threaded (Slack: its announcement), as an
+    /// opaque token the engine journals after the announcement; `None` for a
+    /// notifier that does not thread.
+    fn thread(&self, incident_id: &str) -> Option<String> {
+        let _ = incident_id;
+        None
+    }
+
+    /// Continues an incident's thread that an earlier process began (a resumed run),
+    /// from the token [`thread`](Self::thread) gave then.
+    fn continue_thread(&self, incident_id: &str, thread: &str) {
+        let _ = (incident_id, thread);
+    }
 }
 
 /// A page for on-call (a PagerDuty event).

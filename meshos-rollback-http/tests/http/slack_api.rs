@@ -185,6 +185,52 @@ async fn without_an_announcement_messages_go_top_level_and_incidents_keep_apart(
 }
 
 #[tokio::test]
+async fn a_new_process_continues_the_thread_from_the_journalled_token() {
+    crate::capture_logs();
+    let slack = fake().await;
+    let first = notifier(&slack);
+    assert_eq!(first.thread(INCIDENT), None, "no announcement yet");
+    first
+        .send(&message(MessageKind::Announcement, ANNOUNCEMENT))
+        .await
+        .unwrap();
+    let token = first
+        .thread(INCIDENT)
+        .expect("a thread after the announcement");
+    assert!(
+        !token.contains(MARKER),
+        "the bot token is not in the thread token"
+    );
+    // The process dies; a resumed run starts a new notifier and hands it the token.
+    let second = notifier(&slack);
+    second.continue_thread(INCIDENT, &token);
+    second
+        .send(&message(MessageKind::Announcement, "🔁 ROLLBACK RESUMED"))
+        .await
+        .unwrap();
+    second
+        .send(&message(MessageKind::Resolution, "✅ ROLLBACK COMPLETE"))
+        .await
+        .unwrap();
+    let got = slack.messages();
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[1].thread_ts.as_deref(),
+        Some(got[0].ts.as_str()),
+        "same thread"
+    );
+    assert_eq!(got[2].thread_ts.as_deref(), Some(got[0].ts.as_str()));
+    // A token it cannot read starts a new thread rather than failing.
+    let third = notifier(&slack);
+    third.continue_thread("INC-2", "not a token");
+    third
+        .send(&Message::new(MessageKind::Announcement, "INC-2", "new"))
+        .await
+        .unwrap();
+    assert_eq!(slack.messages().last().unwrap().thread_ts, None);
+}
+
+#[tokio::test]
 async fn a_repeated_identical_send_posts_once() {
     crate::capture_logs();
     let slack = fake().await;

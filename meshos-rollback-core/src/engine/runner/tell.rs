@@ -35,6 +35,28 @@ impl Run {
             .await;
     }
 
+    /// A resumed run: every chat contact continues the thread its announcement began,
+    /// as the journal recorded it.
+    pub(super) fn continue_threads(&self) {
+        let Ok(threads) = self.with_report(|r| r.threads.clone()) else {
+            return;
+        };
+        let mut done = std::collections::BTreeSet::new();
+        for event in [
+            CommsEvent::Announcement,
+            CommsEvent::StatusUpdate,
+            CommsEvent::Resolution,
+        ] {
+            for t in self.routing.targets(event) {
+                if let (Channel::Chat(n), Some(thread)) = (&t.channel, threads.get(&t.name))
+                    && done.insert(t.name.clone())
+                {
+                    n.continue_thread(&self.request.incident.id, thread);
+                }
+            }
+        }
+    }
+
     /// The status-update route, for the chat messages that are not an event of
     /// their own ("step failed" in the incident channel).
     pub(super) async fn say(&self, kind: MessageKind, text: String) {
@@ -93,6 +115,9 @@ impl Run {
             .await;
         let event = match sent {
             Ok(()) => JournalEvent::MessageSent {
+                thread: (kind == MessageKind::Announcement)
+                    .then(|| notifier.thread(&message.incident_id))
+                    .flatten(),
                 kind,
                 text: message.text,
                 to: target.name.clone(),
