@@ -164,18 +164,44 @@ async fn undo_sends_kubectls_json_patch() {
 #[tokio::test]
 async fn set_env_and_set_image_send_strategic_merge_patches() {
     let (client, mut handle) = pair();
-    let d = K8sDeployer::new(client, "mock");
+    let d = K8sDeployer::new(client, "mock")
+        .with_secret_env("DATABASE_URL", "meshos-db-url")
+        .unwrap();
+    // The Secret's name carries a hash of its value (sha256("postgresql://…")[..5]).
+    let secret = "meshos-db-url-c801da886f";
+    let secret_path = format!("/api/v1/namespaces/production/secrets/{secret}");
     let server = tokio::spawn(async move {
         serve_snapshot(&mut handle, deployment("meshos/api:v2", 3, complete())).await;
+        // The Secret first: read (absent), then created immutable, base64 data.
+        let (_, _, _, send) = expect(&mut handle, Method::GET, &secret_path).await;
+        respond(
+            send,
+            404,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "secrets not found"}),
+        );
+        let (_, _, body, send) = expect(
+            &mut handle,
+            Method::POST,
+            "/api/v1/namespaces/production/secrets",
+        )
+        .await;
+        assert_eq!(body["immutable"], json!(true));
+        assert_eq!(body["metadata"]["name"], json!(secret));
+        assert_eq!(
+            body["data"],
+            json!({"DATABASE_URL": "cG9zdGdyZXNxbDovL3Jlc3RvcmVkLWRiOjU0MzIvbWVzaG9z"})
+        );
+        respond(send, 201, &body);
         let (q, content_type, body, send) = expect(&mut handle, Method::PATCH, DEPLOYMENT).await;
         assert_eq!(content_type, "application/strategic-merge-patch+json");
         assert_eq!(param(&q, "dryRun"), None);
         assert_eq!(
             body,
             json!({"spec": {"template": {"spec": {"containers": [
-                {"name": "api", "env": [{"name": "DATABASE_URL", "value": "postgresql://restored-db:5432/meshos"}]}
+                {"name": "api", "env": [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "DATABASE_URL"}}}]}
             ]}}}})
         );
+        assert!(!body.to_string().contains("restored-db"), "no plain value");
         respond(send, 200, &deployment("meshos/api:v2", 4, complete()));
 
         serve_snapshot(&mut handle, deployment("meshos/api:v2", 3, complete())).await;

@@ -29,6 +29,14 @@ impl Write for Captured {
     }
 }
 
+/// `<base>-<first 10 hex of sha256(value)>`, as the deployer names it.
+fn secret_for(value: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(value.as_bytes());
+    let hex: String = d.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("meshos-db-url-{hex}")
+}
+
 fn env_of(server: &TestApiServer, ns: &str, container: usize) -> Vec<Value> {
     server
         .get("deployments", ns, "meshos-api")
@@ -77,17 +85,36 @@ async fn set_env_rolls_out_once_and_never_logs_the_value() {
     );
     let status = common::within(20, d.wait_until_stable(&svc)).await.unwrap();
     assert_eq!(status.revision, change.to);
-    // Every container got it; the secret reference was replaced, other vars kept.
+    // Every container reads it from a Secret named after the value; the old
+    // reference was replaced by the new one, never by a plain value; other vars kept.
+    let secret = secret_for(SECRET);
+    let reference = json!({"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "DATABASE_URL"}}});
     assert_eq!(
         env_of(&server, &ns, 0),
         vec![
             json!({"name": "LOG_LEVEL", "value": "info"}),
-            json!({"name": "DATABASE_URL", "value": SECRET})
+            reference.clone()
         ]
     );
+    assert_eq!(env_of(&server, &ns, 1), vec![reference]);
+    let deployment = server.get("deployments", &ns, "meshos-api").unwrap();
+    assert!(
+        !deployment.to_string().contains("hunter2"),
+        "no plain value in the spec"
+    );
+    let stored = server.get("secrets", &ns, &secret).expect("the Secret");
+    assert_eq!(stored["immutable"], json!(true));
+    assert_eq!(stored["type"], json!("Opaque"));
     assert_eq!(
-        env_of(&server, &ns, 1),
-        vec![json!({"name": "DATABASE_URL", "value": SECRET})]
+        stored["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        json!("meshos-rollback")
+    );
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(stored["data"]["DATABASE_URL"].as_str().unwrap())
+            .unwrap(),
+        SECRET.as_bytes()
     );
     let patch = server
         .requests()
@@ -127,4 +154,78 @@ async fn set_env_rolls_out_once_and_never_logs_the_value() {
     );
     assert!(!logged.contains("hunter2"), "the secret was logged");
     assert!(!format!("{var:?} {change:?}").contains("hunter2"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_secret_the_switch_is_refused_and_a_foreign_secret_is_never_overwritten() {
+    const VALUE: &str = "postgresql://app:pw@db:5432/meshos";
+    let server = common::server().await;
+    let ns = common::unique("env-refused");
+    server
+        .apply(common::manifest(&ns, "meshos-api", V1, 1))
+        .unwrap();
+    let svc = ServiceId::kubernetes(&ns, "meshos-api");
+    let var = EnvVar {
+        container: None,
+        name: "DATABASE_URL".into(),
+        value: SecretString::from(VALUE),
+    };
+    // No Secret named for the variable: refused, nothing written.
+    let plain = meshos_rollback_k8s::K8sDeployer::new(server.client(), "test-cluster");
+    let err = plain.set_env(&svc, &var).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+    assert!(
+        err.to_string().contains("with_secret_env(\"DATABASE_URL\""),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("pw@db"), "{err}");
+    assert!(
+        server.requests().iter().all(|r| r.method == "GET"),
+        "nothing written"
+    );
+
+    // A Secret of that name holding something else is someone else's: a Conflict.
+    let name = secret_for(VALUE);
+    server
+        .apply(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns},
+            "data": {"DATABASE_URL": "b3RoZXI="}}))
+        .unwrap();
+    let d = common::deployer(&server);
+    let err = d.set_env(&svc, &var).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("never overwritten"), "{err}");
+    let env = env_of(&server, &ns, 0);
+    assert!(env.is_empty(), "the pods were not pointed at it: {env:?}");
+    assert!(
+        meshos_rollback_k8s::K8sDeployer::new(server.client(), "x")
+            .with_secret_env("DATABASE_URL", "Not A Name")
+            .is_err()
+    );
+}
+
+/// The test server is as strict as the API server about Secrets: `data` is base64
+/// ([]byte in core/v1 Secret, API reference), and an immutable Secret's data cannot
+/// change (pkg/apis/core/validation/validation.go, ValidateSecretUpdate).
+#[tokio::test(flavor = "current_thread")]
+async fn the_test_server_refuses_bad_base64_and_changes_to_an_immutable_secret() {
+    let server = common::server().await;
+    let ns = common::unique("secret-strict");
+    let err = server
+        .apply(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "bad", "namespace": ns},
+            "data": {"k": "not base64!"}}))
+        .unwrap_err();
+    assert!(err.contains("illegal base64"), "{err}");
+    server
+        .apply(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "fixed", "namespace": ns},
+            "immutable": true, "data": {"k": "djE="}}))
+        .unwrap();
+    let err = server
+        .apply(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "fixed", "namespace": ns},
+            "immutable": true, "data": {"k": "djI="}}))
+        .unwrap_err();
+    assert!(err.contains("field is immutable"), "{err}");
 }

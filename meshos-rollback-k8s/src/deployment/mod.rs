@@ -2,6 +2,7 @@
 //! semantics.
 
 mod revision;
+mod secret;
 mod status;
 mod view;
 
@@ -104,6 +105,8 @@ pub struct K8sDeployer {
     recheck: Duration,
     poll: Backoff,
     watch: bool,
+    /// Variables set through a Secret: name → the Secret's base name.
+    secret_env: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for K8sDeployer {
@@ -193,7 +196,25 @@ impl K8sDeployer {
                 max_checks: None,
             },
             watch: true,
+            secret_env: BTreeMap::new(),
         }
+    }
+
+    /// `set_env` of `env` (the playbook's `DATABASE_URL` switch) writes the value
+    /// into an immutable Secret `<secret>-<hash of the value>` in the Deployment's
+    /// namespace, key `env`, and points the containers at it with `secretKeyRef`.
+    /// Without this, `set_env` is refused: a plain value in the spec is readable by
+    /// anyone who may read the Deployment. The Secret is created with the deployer's
+    /// own credentials (`create`/`get` on `secrets` in that namespace).
+    pub fn with_secret_env(
+        mut self,
+        env: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Result<Self> {
+        let secret = secret.into();
+        secret::check_base(&secret)?;
+        self.secret_env.insert(env.into(), secret);
+        Ok(self)
     }
 
     /// Sends every change as a server-side dry run (`?dryRun=All`, kubectl's
@@ -671,7 +692,19 @@ impl Deployer for K8sDeployer {
         {
             return Err(self.container_not_found(ns, d, c));
         }
+        // Never a plain value in the spec: the value goes into a Secret of its own.
+        let Some(base) = self.secret_env.get(&var.name) else {
+            return Err(Error::precondition(
+                "k8s.secret_env",
+                format!(
+                    "setting {} would put its value in the Deployment's spec as plain text; name a Secret for it with K8sDeployer::with_secret_env({:?}, \"<secret name>\")",
+                    var.name, var.name
+                ),
+            ));
+        };
         let value = var.value.expose_secret();
+        let secret = secret::secret_name(base, value);
+        let reference = json!({"secretKeyRef": {"name": secret, "key": var.name}});
         let mut new_template = d.template.clone();
         let mut patches = Vec::new();
         for (i, c) in containers.iter().enumerate() {
@@ -680,14 +713,15 @@ impl Deployer for K8sDeployer {
             }
             let existing = c.env.iter().position(|e| e.name == var.name);
             if let Some(e) = existing.map(|p| &c.env[p])
-                && e.value.as_deref() == Some(value)
-                && e.value_from.is_none()
+                && e.value.is_none()
+                && e.value_from.as_ref() == Some(&reference)
             {
                 continue;
             }
-            let mut entry = json!({"name": var.name, "value": value});
-            if existing.is_some_and(|p| c.env[p].value_from.is_some()) {
-                entry["valueFrom"] = Value::Null;
+            let mut entry = json!({"name": var.name, "valueFrom": reference});
+            if existing.is_some_and(|p| c.env[p].value.is_some()) {
+                // A strategic merge patch deletes a key set to null.
+                entry["value"] = Value::Null;
             }
             patches.push(json!({"name": c.name, "env": [entry]}));
             if let Some(env) = new_template
@@ -695,13 +729,17 @@ impl Deployer for K8sDeployer {
                 .and_then(Value::as_object_mut)
             {
                 let list = env.entry("env").or_insert_with(|| json!([]));
-                let item = json!({"name": var.name, "value": value});
+                let item = json!({"name": var.name, "valueFrom": reference});
                 match (list.as_array_mut(), existing) {
                     (Some(l), Some(p)) if p < l.len() => l[p] = item,
                     (Some(l), _) => l.push(item),
                     (None, _) => *list = json!([item]),
                 }
             }
+        }
+        if !patches.is_empty() {
+            // The Secret first: pods must never start pointing at one that is not there.
+            self.ensure_secret(ns, &secret, &var.name, value).await?;
         }
         let edited = (!patches.is_empty()).then(|| (new_template, containers_patch(patches)));
         self.change_template(ns, name, &snap, edited).await

@@ -140,8 +140,9 @@ pub(crate) fn grace_left(pods: &[PodView], now: Timestamp, grace: Duration) -> O
         .min()
 }
 
-/// kubectl's `appendWarning`: the first pod that is unschedulable or waits for a
-/// known bad reason is named after the status line.
+/// Ours, not kubectl's (`kubectl rollout status` prints only the deployment's own
+/// counts): the first pod that is unschedulable or waits for a known bad reason is
+/// named after the status line, so the operator sees why the rollout is stuck.
 fn with_warning(base: String, pods: &[PodView]) -> String {
     for p in pods {
         if let Some(c) = p.status.conditions.iter().find(|c| {

@@ -308,6 +308,7 @@ impl TestApiServer {
             Some("ReplicaSet") => "replicasets",
             Some("Pod") => "pods",
             Some("Lease") => "leases",
+            Some("Secret") => "secrets",
             other => return Err(format!("the test API server does not serve kind {other:?}")),
         };
         let k = kind(plural)?;

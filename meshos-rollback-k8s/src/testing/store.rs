@@ -75,7 +75,16 @@ pub(crate) const LEASES: Kind = Kind {
     status: false,
 };
 
-pub(crate) const KINDS: [Kind; 4] = [DEPLOYMENTS, REPLICA_SETS, PODS, LEASES];
+pub(crate) const SECRETS: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "secrets",
+    kind: "Secret",
+    generation: false,
+    status: false,
+};
+
+pub(crate) const KINDS: [Kind; 5] = [DEPLOYMENTS, REPLICA_SETS, PODS, LEASES, SECRETS];
 
 /// An error answer, sent as a `Status` object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,6 +467,26 @@ impl Store {
         mut obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        // An immutable Secret keeps its data and stays immutable
+        // (pkg/apis/core/validation/validation.go, ValidateSecretUpdate).
+        if kind.plural == "secrets" && old.get("immutable") == Some(&json!(true)) {
+            if obj.get("data") != old.get("data") {
+                return Err(invalid(
+                    &kind,
+                    &obj,
+                    "data",
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+            if obj.get("immutable") != Some(&json!(true)) {
+                return Err(invalid(
+                    &kind,
+                    &obj,
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
         // Identity and bookkeeping stay the server's.
         {
             let meta = obj
@@ -674,6 +703,30 @@ fn validate(kind: &Kind, obj: &Value) -> Result<(), ApiError> {
                     "spec.leaseDurationSeconds",
                     "must be greater than 0",
                 ));
+            }
+            return Ok(());
+        }
+        "secrets" => {
+            // `data` is []byte: JSON carries it base64-encoded, and anything else is
+            // refused when decoding (core/v1 Secret in the API reference).
+            use base64::Engine as _;
+            for (k, v) in obj
+                .get("data")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let decoded = v
+                    .as_str()
+                    .map(|t| base64::engine::general_purpose::STANDARD.decode(t));
+                if !matches!(decoded, Some(Ok(_))) {
+                    return Err(ApiError::new(
+                        400,
+                        format!(
+                            "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data.{k}"
+                        ),
+                    ));
+                }
             }
             return Ok(());
         }

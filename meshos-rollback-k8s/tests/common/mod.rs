@@ -46,6 +46,8 @@ pub fn deployer(server: &TestApiServer) -> K8sDeployer {
             max_interval: Duration::from_millis(100),
             max_checks: None,
         })
+        .with_secret_env("DATABASE_URL", "meshos-db-url")
+        .unwrap()
 }
 
 /// The manifest of revision `image`, with a change-cause like `kubectl annotate`.
