@@ -449,8 +449,12 @@ fn containers_patch(containers: Vec<Value>) -> Value {
 
 #[async_trait]
 impl Deployer for K8sDeployer {
+    /// `set_env` only with a variable configured to go through a Secret.
     fn capabilities(&self) -> DeployerCapabilities {
-        DeployerCapabilities::ALL
+        DeployerCapabilities {
+            set_env: !self.secret_env.is_empty(),
+            ..DeployerCapabilities::ALL
+        }
     }
 
     async fn revisions(&self, service: &ServiceId) -> Result<RevisionHistory> {
