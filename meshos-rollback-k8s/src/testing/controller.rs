@@ -225,6 +225,8 @@ fn sync_deployment(store: &mut Store, d: &Value) -> Option<NewReplicaSet> {
         .unwrap_or(0);
     let next = max_old + 1;
     if paused {
+        // `sync` cleans up a paused Deployment (pkg/controller/deployment/sync.go).
+        clean_up(store, d, new_index.map(|i| &rss[i]));
         return None;
     }
     let (surge, _) = bounds(d, desired);
@@ -306,7 +308,11 @@ fn sync_deployment(store: &mut Store, d: &Value) -> Option<NewReplicaSet> {
         store.put(DEPLOYMENTS, updated);
     }
     scale(store, d, &new_rs);
-    clean_up(store, d, &new_rs);
+    // `rolloutRolling` cleans up only once the rollout is complete
+    // (pkg/controller/deployment/rolling.go).
+    if rollout_complete(d) {
+        clean_up(store, d, Some(&new_rs));
+    }
     outcome
 }
 
@@ -417,25 +423,48 @@ fn scale(store: &mut Store, d: &Value, new_rs: &Value) {
     }
 }
 
-/// Deletes old, scaled-down ReplicaSets beyond `revisionHistoryLimit`.
-fn clean_up(store: &mut Store, d: &Value, new_rs: &Value) {
+/// Whether the rollout is complete by the status stored before this pass, as
+/// `DeploymentComplete(d, &d.Status)` in pkg/controller/deployment/util: every
+/// replica updated and available, and the current generation observed.
+fn rollout_complete(d: &Value) -> bool {
+    let desired = d
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    i(d, "/status/updatedReplicas") == desired
+        && i(d, "/status/replicas") == desired
+        && i(d, "/status/availableReplicas") == desired
+        && i(d, "/status/observedGeneration") >= i(d, "/metadata/generation")
+}
+
+/// Deletes the oldest ReplicaSets beyond `revisionHistoryLimit`, as
+/// `cleanupDeployment` in pkg/controller/deployment/sync.go: the excess is counted
+/// over every old ReplicaSet, the oldest revisions go first, and one that still
+/// has replicas or an unobserved generation is skipped, not replaced by a newer one.
+/// The caller runs it only when the rollout is complete or the Deployment is paused.
+fn clean_up(store: &mut Store, d: &Value, new_rs: Option<&Value>) {
     let limit = d
         .pointer("/spec/revisionHistoryLimit")
         .and_then(Value::as_i64)
         .unwrap_or(10);
     let ns = s(d, "/metadata/namespace");
-    let mut idle: Vec<Value> = owned_by(store, REPLICA_SETS, ns, s(d, "/metadata/uid"))
+    let new_name = new_rs.map(|rs| s(rs, "/metadata/name"));
+    let mut old: Vec<Value> = owned_by(store, REPLICA_SETS, ns, s(d, "/metadata/uid"))
         .into_iter()
-        .filter(|rs| {
-            s(rs, "/metadata/name") != s(new_rs, "/metadata/name")
-                && i(rs, "/spec/replicas") == 0
-                && i(rs, "/status/replicas") == 0
-        })
+        .filter(|rs| Some(s(rs, "/metadata/name")) != new_name)
         .collect();
-    idle.sort_by_key(revision);
-    let extra = idle.len() as i64 - limit;
-    for rs in idle.iter().take(extra.max(0) as usize) {
-        store.remove(REPLICA_SETS, ns, s(rs, "/metadata/name"));
+    let extra = old.len() as i64 - limit;
+    if extra <= 0 {
+        return;
+    }
+    old.sort_by_key(revision);
+    for rs in old.iter().take(extra as usize) {
+        let idle = i(rs, "/spec/replicas") == 0
+            && i(rs, "/status/replicas") == 0
+            && i(rs, "/metadata/generation") <= i(rs, "/status/observedGeneration");
+        if idle {
+            store.remove(REPLICA_SETS, ns, s(rs, "/metadata/name"));
+        }
     }
 }
 

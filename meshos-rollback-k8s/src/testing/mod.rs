@@ -7,21 +7,27 @@
 //!
 //! * objects are stored as the API's JSON, with `resourceVersion`, `uid`,
 //!   `creationTimestamp`, the API server's defaults, and `metadata.generation`
-//!   bumped on every spec change;
-//! * `PUT` with a stale `resourceVersion` answers `409 Conflict`; `POST` of an
+//!   bumped on every spec change (and, for Deployments, annotation change);
+//! * `PUT` with a stale `resourceVersion` answers `409 Conflict`, a Lease `PUT`
+//!   without one `422 Invalid`, a Lease time that is not a `MicroTime` (six
+//!   fractional digits) `400 BadRequest`; `POST` of an
 //!   existing name `409 AlreadyExists`; validation failures `422 Invalid`; every
 //!   error is a `Status` object;
 //! * `PATCH` accepts JSON patch, merge patch and strategic merge patch (merge keys
 //!   for containers, env, volumes, ports, …); `?dryRun=All` validates and stores
-//!   nothing; the `status` subresource is separate from the main resource;
+//!   nothing; the `status` subresource is separate from the main resource, and a
+//!   write to it keeps the spec (and a Deployment's labels) but takes the metadata;
 //! * lists honour `labelSelector` and `fieldSelector` (`metadata.name`), and
-//!   `?watch=true` streams events from a `resourceVersion` (`410` when too old);
+//!   `?watch=true` streams events from a `resourceVersion` (`410` when too old),
+//!   with periodic `BOOKMARK`s when `allowWatchBookmarks=true`;
 //! * a deployment controller, a ReplicaSet controller and a kubelet run every tick:
 //!   a new ReplicaSet with the next `deployment.kubernetes.io/revision` when the
 //!   template changes (or the old one renumbered, with `revision-history`), rolling
 //!   updates with maxSurge/maxUnavailable paced by pod readiness, status counts and
 //!   the `Available`/`Progressing` conditions, and `ProgressDeadlineExceeded` after
-//!   `progressDeadlineSeconds` without progress. Images marked with
+//!   `progressDeadlineSeconds` without progress; old ReplicaSets beyond
+//!   `revisionHistoryLimit` are deleted only once the rollout is complete (or the
+//!   Deployment is paused). Images marked with
 //!   [`TestApiServer::fail_image`] crash-loop or fail to pull and never become ready.
 //!
 //! ```
@@ -105,6 +111,7 @@ struct Fault {
 #[derive(Debug)]
 struct Settings {
     watch: bool,
+    bookmark_interval: Duration,
     behaviour: Behaviour,
     faults: Vec<Fault>,
     requests: Vec<RecordedRequest>,
@@ -129,6 +136,10 @@ impl Shared {
 
     pub(crate) fn watch_enabled(&self) -> bool {
         self.settings().watch
+    }
+
+    pub(crate) fn bookmark_interval(&self) -> Duration {
+        self.settings().bookmark_interval
     }
 
     pub(crate) fn take_fault(&self, method: &Method, path: &str) -> Option<ApiError> {
@@ -161,6 +172,7 @@ pub struct TestApiServerBuilder {
     tick: Duration,
     watch: bool,
     event_log: usize,
+    bookmark_interval: Duration,
 }
 
 impl Default for TestApiServerBuilder {
@@ -170,6 +182,7 @@ impl Default for TestApiServerBuilder {
             tick: Duration::from_millis(20),
             watch: true,
             event_log: store::LOG_SIZE,
+            bookmark_interval: Duration::from_secs(60),
         }
     }
 }
@@ -202,6 +215,14 @@ impl TestApiServerBuilder {
         self
     }
 
+    /// How often a watch that asked for `allowWatchBookmarks=true` gets a `BOOKMARK`
+    /// event (default 60 s, about the API server's watch cache's pace): an object of
+    /// the watched kind carrying only `metadata.resourceVersion`.
+    pub fn with_bookmark_interval(mut self, d: Duration) -> Self {
+        self.bookmark_interval = d.max(Duration::from_millis(1));
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving and reconciling.
     pub async fn start(self) -> std::io::Result<TestApiServer> {
         let (tx, _) = broadcast::channel(4096);
@@ -210,6 +231,7 @@ impl TestApiServerBuilder {
             store: Mutex::new(Store::new(tx, self.event_log)),
             settings: Mutex::new(Settings {
                 watch: self.watch,
+                bookmark_interval: self.bookmark_interval,
                 behaviour: Behaviour {
                     pod_ready_after: self.pod_ready_after,
                     failing_images: HashMap::new(),
@@ -323,10 +345,13 @@ impl TestApiServer {
             .unwrap_or("")
             .to_owned();
         let mut store = self.shared.store.lock().expect("store");
-        let result = if store.get(&k, &ns, &name).is_some() {
+        let result = if let Some(current) = store.get(&k, &ns, &name) {
+            // Written at the current resource version, so kinds that refuse an
+            // unconditional update (Leases) take it too.
+            let rv = current["metadata"]["resourceVersion"].clone();
             let mut obj = obj;
             if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
+                m.insert("resourceVersion".into(), rv);
             }
             store.update(k, &ns, &name, obj, false, false)
         } else {
@@ -346,7 +371,12 @@ impl TestApiServer {
     ) -> Result<Value, String> {
         let k = kind(plural)?;
         let mut store = self.shared.store.lock().expect("store");
-        let obj = json!({ "status": status });
+        // A status `PUT` writes metadata too, so send the object as it is.
+        let mut obj = store
+            .get(&k, namespace, name)
+            .cloned()
+            .ok_or_else(|| format!("404 {} {name:?} not found", k.qualified()))?;
+        obj["status"] = status;
         store
             .update(k, namespace, name, obj, true, false)
             .map_err(|e| format!("{} {}", e.code, e.message))

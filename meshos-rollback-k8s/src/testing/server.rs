@@ -165,6 +165,10 @@ pub(crate) async fn handle(
             let timeout = param("timeoutSeconds")
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(1800);
+            // Bookmarks only for those who ask (`allowWatchBookmarks` in the watch
+            // list options, staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+            let bookmarks =
+                (param("allowWatchBookmarks") == Some("true")).then(|| shared.bookmark_interval());
             return watch_response(
                 &shared,
                 target,
@@ -172,6 +176,7 @@ pub(crate) async fn handle(
                 fields,
                 param("resourceVersion"),
                 timeout,
+                bookmarks,
             );
         }
         (&Method::GET, None) => {
@@ -270,6 +275,33 @@ fn matches(e: &Event, target: &Target, labels: &LabelSelector, fields: &FieldSel
 /// A `?watch=true` stream: newline-delimited events after `resourceVersion` (or
 /// every current object as `ADDED` when none is given), then live changes, until
 /// `timeoutSeconds` or the server stops.
+/// The state of a watch's live part.
+struct Live {
+    rx: tokio::sync::broadcast::Receiver<Event>,
+    target: Target,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    /// The newest resource version this watch has seen, sent or filtered out.
+    seen: u64,
+    done: bool,
+    /// How often to send a bookmark, and when the next one is due.
+    bookmarks: Option<(Duration, tokio::time::Instant)>,
+}
+
+/// A `BOOKMARK` event: an object of the watched kind with only its type and
+/// `metadata.resourceVersion` set, saying every change up to that version has been
+/// sent (the watch cache's bookmarks, staging/src/k8s.io/apiserver/pkg/storage/cacher;
+/// "Watch bookmarks" in the API concepts documentation).
+fn bookmark_line(kind: &Kind, rv: u64) -> String {
+    let object = json!({
+        "kind": kind.kind,
+        "apiVersion": kind.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+    });
+    format!("{}\n", json!({"type": "BOOKMARK", "object": object}))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn watch_response(
     shared: &Arc<Shared>,
     target: Target,
@@ -277,6 +309,7 @@ fn watch_response(
     fields: FieldSelector,
     rv: Option<&str>,
     timeout_secs: u64,
+    bookmarks: Option<Duration>,
 ) -> Response {
     let store = shared.store.lock().expect("store");
     let since: Option<u64> = match rv {
@@ -328,30 +361,55 @@ fn watch_response(
     let last_rv = store.resource_version();
     drop(store);
     let backlog = futures::stream::iter(backlog.into_iter().map(Ok::<_, std::io::Error>));
-    let live = futures::stream::unfold(
-        (receiver, target, labels, fields, last_rv, false),
-        |(mut rx, target, labels, fields, last, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.rv > last && matches(&e, &target, &labels, &fields) => {
-                        let line = e.line();
-                        return Some((Ok(line), (rx, target, labels, fields, last, false)));
+    let state = Live {
+        rx: receiver,
+        target,
+        labels,
+        fields,
+        seen: last_rv,
+        done: false,
+        bookmarks: bookmarks.map(|every| (every, tokio::time::Instant::now() + every)),
+    };
+    let live = futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let next_bookmark = st.bookmarks.map(|(_, at)| at);
+            let received = tokio::select! {
+                r = st.rx.recv() => Some(r),
+                _ = async {
+                    match next_bookmark {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
                     }
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => {
-                        let gone = ApiError::new(410, "the watch fell behind; start a new one");
-                        let line =
-                            format!("{}\n", json!({"type": "ERROR", "object": gone.status()}));
-                        return Some((Ok(line), (rx, target, labels, fields, last, true)));
+                } => None,
+            };
+            match received {
+                None => {
+                    if let Some((every, at)) = st.bookmarks.as_mut() {
+                        *at = tokio::time::Instant::now() + *every;
                     }
-                    Err(RecvError::Closed) => return None,
+                    let line = bookmark_line(&st.target.kind, st.seen);
+                    return Some((Ok(line), st));
                 }
+                Some(Ok(e)) => {
+                    let new = e.rv > st.seen;
+                    st.seen = st.seen.max(e.rv);
+                    if new && matches(&e, &st.target, &st.labels, &st.fields) {
+                        return Some((Ok(e.line()), st));
+                    }
+                }
+                Some(Err(RecvError::Lagged(_))) => {
+                    let gone = ApiError::new(410, "the watch fell behind; start a new one");
+                    let line = format!("{}\n", json!({"type": "ERROR", "object": gone.status()}));
+                    st.done = true;
+                    return Some((Ok(line), st));
+                }
+                Some(Err(RecvError::Closed)) => return None,
             }
-        },
-    );
+        }
+    });
     let deadline = tokio::time::sleep(Duration::from_secs(timeout_secs));
     let stopped = shared.stopped();
     let stream = backlog.chain(live).take_until(async move {

@@ -21,6 +21,9 @@ pub(crate) struct Kind {
     pub(crate) generation: bool,
     /// Whether `status` is a subresource (kept on main-resource writes).
     pub(crate) status: bool,
+    /// Whether a `PUT` without `metadata.resourceVersion` is accepted (the
+    /// registry strategy's `AllowUnconditionalUpdate`).
+    pub(crate) unconditional_update: bool,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ pub(crate) const DEPLOYMENTS: Kind = Kind {
     version: "v1",
     plural: "deployments",
     kind: "Deployment",
+    unconditional_update: true,
     generation: true,
     status: true,
 };
@@ -55,6 +59,7 @@ pub(crate) const REPLICA_SETS: Kind = Kind {
     version: "v1",
     plural: "replicasets",
     kind: "ReplicaSet",
+    unconditional_update: true,
     generation: true,
     status: true,
 };
@@ -63,6 +68,7 @@ pub(crate) const PODS: Kind = Kind {
     version: "v1",
     plural: "pods",
     kind: "Pod",
+    unconditional_update: true,
     generation: false,
     status: true,
 };
@@ -71,6 +77,7 @@ pub(crate) const LEASES: Kind = Kind {
     version: "v1",
     plural: "leases",
     kind: "Lease",
+    unconditional_update: false,
     generation: false,
     status: false,
 };
@@ -80,6 +87,7 @@ pub(crate) const SECRETS: Kind = Kind {
     version: "v1",
     plural: "secrets",
     kind: "Secret",
+    unconditional_update: true,
     generation: false,
     status: false,
 };
@@ -277,6 +285,7 @@ impl Store {
         if !obj.is_object() {
             return Err(ApiError::new(400, "the body must be a JSON object"));
         }
+        decode_micro_times(&kind, &obj)?;
         let meta = obj
             .as_object_mut()
             .expect("object")
@@ -356,6 +365,7 @@ impl Store {
         if !obj.is_object() {
             return Err(ApiError::new(400, "the body must be a JSON object"));
         }
+        decode_micro_times(&kind, &obj)?;
         let body_name = name_of(&obj);
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::new(
@@ -373,6 +383,19 @@ impl Store {
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
             .unwrap_or("");
+        if expected.is_empty() && !kind.unconditional_update {
+            // The generic registry's Update refuses an unconditional update when the
+            // strategy disallows it, as the Lease strategy does
+            // (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go,
+            // pkg/registry/coordination/lease/strategy.go).
+            return Err(ApiError::new(
+                422,
+                format!(
+                    "{} {name:?} is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                    kind.qualified()
+                ),
+            ));
+        }
         if !expected.is_empty() && expected != current {
             return Err(ApiError::new(
                 409,
@@ -383,9 +406,29 @@ impl Store {
             ));
         }
         if status {
-            let mut next = old.clone();
-            next["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
-            obj = next;
+            // The status strategies take the body whole, metadata included, and put
+            // back only what the status subresource may not change: the spec, and for
+            // Deployments the labels (pkg/registry/apps/deployment/strategy.go and
+            // pkg/registry/apps/replicaset/strategy.go, `PrepareForUpdate` of the
+            // status strategy). Identity and generation stay the server's below.
+            keep(&mut obj, &old, "spec");
+            if kind.plural == "deployments" {
+                let labels = old.pointer("/metadata/labels").cloned();
+                let meta = obj
+                    .as_object_mut()
+                    .expect("object")
+                    .entry("metadata")
+                    .or_insert_with(|| json!({}));
+                match (labels, meta.as_object_mut()) {
+                    (Some(l), Some(m)) => {
+                        m.insert("labels".into(), l);
+                    }
+                    (None, Some(m)) => {
+                        m.remove("labels");
+                    }
+                    _ => {}
+                }
+            }
         } else {
             if kind.status {
                 match old.get("status") {
@@ -398,7 +441,7 @@ impl Store {
             default_object(&kind, &mut obj);
             validate(&kind, &obj)?;
         }
-        self.store_update(kind, ns, name, &old, obj, dry_run)
+        self.store_update(kind, ns, name, &old, obj, status, dry_run)
     }
 
     /// `PATCH`: applies a patch of `content_type` and writes the result like `PUT`.
@@ -458,6 +501,7 @@ impl Store {
         Ok(obj)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn store_update(
         &mut self,
         kind: Kind,
@@ -465,6 +509,7 @@ impl Store {
         name: &str,
         old: &Value,
         mut obj: Value,
+        status: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         // An immutable Secret keeps its data and stays immutable
@@ -511,7 +556,14 @@ impl Store {
                 }
             }
         }
-        if kind.generation && old.get("spec") != obj.get("spec") {
+        // Spec changes bump the generation; for Deployments annotation changes do
+        // too, because the controller copies them to the ReplicaSets
+        // (pkg/registry/apps/deployment/strategy.go, `PrepareForUpdate`). A status
+        // write never does.
+        let annotations_changed = kind.plural == "deployments"
+            && old.pointer("/metadata/annotations") != obj.pointer("/metadata/annotations");
+        if kind.generation && !status && (old.get("spec") != obj.get("spec") || annotations_changed)
+        {
             let g = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
@@ -555,14 +607,17 @@ impl Store {
                     Some(status) => {
                         let mut next = created.clone();
                         next["status"] = status;
-                        self.store_update(kind, &ns, &name, &created, next, false)
+                        self.store_update(kind, &ns, &name, &created, next, true, false)
                             .expect("controllers write valid objects")
                     }
                     None => created,
                 }
             }
+            // The deployment controller writes a Deployment (its revision annotation
+            // and status) only through `UpdateStatus`
+            // (pkg/controller/deployment/sync.go), so those writes bump no generation.
             Some(old) => self
-                .store_update(kind, &ns, &name, &old, obj, false)
+                .store_update(kind, &ns, &name, &old, obj, kind == DEPLOYMENTS, false)
                 .expect("controllers write valid objects"),
         }
     }
@@ -591,6 +646,20 @@ pub(crate) fn suffix(n: u64) -> String {
             c
         })
         .collect()
+}
+
+/// Puts `old`'s top-level `field` back into `obj` (or removes it when `old` has none).
+fn keep(obj: &mut Value, old: &Value, field: &str) {
+    if let Some(o) = obj.as_object_mut() {
+        match old.get(field) {
+            Some(v) => {
+                o.insert(field.to_owned(), v.clone());
+            }
+            None => {
+                o.remove(field);
+            }
+        }
+    }
 }
 
 fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
@@ -673,6 +742,68 @@ fn default_pod_spec(spec: &mut Value) {
             }
         }
     }
+}
+
+/// Go's layout for `metav1.MicroTime` (`RFC3339Micro` in
+/// staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/micro_time.go).
+const RFC3339_MICRO: &str = "2006-01-02T15:04:05.000000Z07:00";
+
+/// Whether `t` parses with [`RFC3339_MICRO`]: exactly six fractional digits, then
+/// `Z` or a `±hh:mm` offset.
+pub(crate) fn is_micro_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() < 27 {
+        return false;
+    }
+    let shape = digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..26);
+    let zone = match &b[26..] {
+        [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    };
+    // Go also rejects an out-of-range month, day or hour.
+    shape && zone && t.parse::<jiff::Timestamp>().is_ok()
+}
+
+/// The API server decodes a Lease's `acquireTime` and `renewTime` as `MicroTime`,
+/// whose `UnmarshalJSON` accepts `null` or a string in [`RFC3339_MICRO`] and
+/// nothing else; a body it cannot decode is a `400 BadRequest`.
+fn decode_micro_times(kind: &Kind, obj: &Value) -> Result<(), ApiError> {
+    if kind.plural != "leases" {
+        return Ok(());
+    }
+    for field in ["acquireTime", "renewTime"] {
+        let Some(v) = obj.get("spec").and_then(|s| s.get(field)) else {
+            continue;
+        };
+        let ok = match v {
+            Value::Null => true,
+            Value::String(t) => is_micro_time(t),
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "Lease in version \"v1\" cannot be handled as a Lease: spec.{field}: parsing time {v} as \"{RFC3339_MICRO}\": cannot parse as a MicroTime"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn invalid(kind: &Kind, obj: &Value, field: &str, message: &str) -> ApiError {
