@@ -899,3 +899,52 @@ async fn a_run_resumed_by_another_process_continues_the_announcements_thread() {
         )]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resolve_that_fails_leaves_the_page_open_for_the_resume() {
+    let s = scenario(&["us-east-1", "us-west-2"]);
+    let r = s.regions[0].clone();
+    s.deploy_bad(&r).await;
+    let contacts = Contacts::new();
+    let faults = FaultPlan::new();
+    faults.inject(
+        FaultRule::always(Fault::Error(ErrorKind::Transient))
+            .on("resolve")
+            .times(1),
+    );
+    let layered = Arc::new(meshos_rollback_core::layer::Layered::new(
+        contacts.oncall.clone() as Arc<dyn meshos_rollback_core::provider::Escalator>,
+        FaultLayer::new(faults),
+    ));
+    let providers = contacts
+        .register(s.world.providers())
+        .with_channel("pagerduty", Channel::Pager(layered));
+    let engine = s.engine_with(providers);
+    let mut spec = with_routes(long_verification(single_region_spec(&s, &r)));
+    spec.comms.routes.unresolved = vec!["on-call".into()];
+    let report = engine
+        .execute(engine.plan(&spec).await.unwrap(), s.manual_for(&r))
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report}");
+    let key = "meshos-rollback/INC-20251030-001/unresolved/on-call".to_owned();
+    assert_eq!(
+        report.open_pages(),
+        vec![("on-call".to_owned(), key.clone())]
+    );
+    assert_eq!(contacts.oncall.open_pages().len(), 1, "still open");
+    let timeline: Vec<String> = report.timeline().into_iter().map(|e| e.text).collect();
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t.starts_with("Page resolve to on-call FAILED:")),
+        "{timeline:#?}"
+    );
+    assert!(
+        report.failed_escalations.is_empty(),
+        "a failed resolve is not a failed page"
+    );
+    let resumed = engine.resume(&report.run_id).await.unwrap();
+    assert!(resumed.open_pages().is_empty());
+    assert!(contacts.oncall.open_pages().is_empty());
+}

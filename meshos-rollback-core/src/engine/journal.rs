@@ -155,6 +155,15 @@ pub enum JournalEvent {
         /// The contact whose pager it was.
         to: String,
     },
+    /// A page could not be resolved: it stays open (a resume tries again).
+    PageResolveFailed {
+        /// The page's dedup key.
+        dedup_key: String,
+        /// The contact whose pager it is.
+        to: String,
+        /// The error, redacted.
+        error: String,
+    },
     /// A change event (rollback started or finished) reached a service's timeline.
     ChangeEventSent {
         /// Its summary.

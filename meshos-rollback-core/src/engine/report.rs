@@ -727,6 +727,13 @@ impl ReportBuilder {
             JournalEvent::PageResolved { dedup_key, to } => {
                 self.told(at, to, "page resolved", Some(dedup_key), None);
             }
+            JournalEvent::PageResolveFailed {
+                dedup_key,
+                to,
+                error,
+            } => {
+                self.told(at, to, "page resolve", Some(dedup_key), Some(error));
+            }
             JournalEvent::ChangeEventSent { to, .. } => {
                 self.told(at, to, "change event", None, None);
             }

@@ -307,12 +307,12 @@ impl Run {
             let event = match resolved {
                 Ok(()) => JournalEvent::PageResolved { dedup_key, to },
                 Err(e) => {
-                    let error = self.redact(&format!("could not resolve the page: {e}"));
-                    tracing::warn!(%to, %error, "resolve the page by hand");
-                    JournalEvent::EscalationFailed {
+                    let error = self.redact(&e.to_string());
+                    tracing::warn!(%to, %error, "could not resolve the page; resume tries again, or resolve it by hand");
+                    JournalEvent::PageResolveFailed {
                         dedup_key,
-                        error,
                         to,
+                        error,
                     }
                 }
             };
