@@ -102,26 +102,28 @@ fn two_region_spec(s: &Scenario) -> RollbackSpec {
     spec
 }
 
-/// us-west-2's deployer refuses every rollback.
-fn failing_us_west_2(plan: &Arc<FaultPlan>) {
-    plan.inject(
-        FaultRule::always(Fault::Error(ErrorKind::PermissionDenied))
-            .on("roll_back")
-            .on_provider("InMemoryDeployer(us-west-2)"),
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failed_region_pages_on_call_once_and_the_ladder_reaches_the_manager_then_the_vp() {
+/// Both regions on the bad version; us-west-2's deployer refuses every rollback
+/// until the fault plan is cleared; the playbook's contacts registered.
+async fn us_west_2_failing() -> (Scenario, Contacts, Arc<FaultPlan>, Engine) {
     let s = scenario(&["us-east-1", "us-west-2"]);
     for r in &s.regions {
         s.deploy_bad(r).await;
     }
     let contacts = Contacts::new();
     let faults = FaultPlan::new();
-    failing_us_west_2(&faults);
-    let engine =
-        s.engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults))));
+    faults.inject(
+        FaultRule::always(Fault::Error(ErrorKind::PermissionDenied))
+            .on("roll_back")
+            .on_provider("InMemoryDeployer(us-west-2)"),
+    );
+    let engine = s
+        .engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults.clone()))));
+    (s, contacts, faults, engine)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_region_pages_on_call_once_and_the_ladder_reaches_the_manager_then_the_vp() {
+    let (s, contacts, _faults, engine) = us_west_2_failing().await;
     let spec = with_routes(long_verification(two_region_spec(&s)));
     let started = s.clock.now();
     let report = engine
@@ -254,15 +256,7 @@ async fn a_failed_region_pages_on_call_once_and_the_ladder_reaches_the_manager_t
 
 #[tokio::test(start_paused = true)]
 async fn a_second_run_for_the_same_incident_re_triggers_the_same_page() {
-    let s = scenario(&["us-east-1", "us-west-2"]);
-    for r in &s.regions {
-        s.deploy_bad(r).await;
-    }
-    let contacts = Contacts::new();
-    let faults = FaultPlan::new();
-    failing_us_west_2(&faults);
-    let engine = s
-        .engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults.clone()))));
+    let (s, contacts, faults, engine) = us_west_2_failing().await;
     let spec = with_routes(quick(two_region_spec(&s)));
     for _ in 0..2 {
         let plan = engine.plan(&spec).await.unwrap();
@@ -632,15 +626,7 @@ async fn an_automatic_run_measures_the_customer_impact_from_data() {
 
 #[tokio::test(start_paused = true)]
 async fn a_person_taking_over_acknowledges_the_runs_open_pages() {
-    let s = scenario(&["us-east-1", "us-west-2"]);
-    for r in &s.regions {
-        s.deploy_bad(r).await;
-    }
-    let contacts = Contacts::new();
-    let faults = FaultPlan::new();
-    failing_us_west_2(&faults);
-    let engine =
-        s.engine_with(contacts.register(s.world.layered_providers(FaultLayer::new(faults))));
+    let (s, contacts, _faults, engine) = us_west_2_failing().await;
     let spec = with_routes(quick(two_region_spec(&s)));
     let report = engine
         .execute(engine.plan(&spec).await.unwrap(), s.manual(&s.regions))

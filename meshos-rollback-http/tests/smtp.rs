@@ -3,9 +3,11 @@
 //! JSON, parsed by Python's `email` package). The stakeholder e-mail is the one the
 //! engine renders for a real in-memory run, `[RESOLVED]` and `[ONGOING]`.
 //!
-//! The server tests are `#[ignore]`d and fail, never skip, when the hook's variables
-//! are missing; the tests that need no server (builder checks, a refused or silent
-//! port) always run.
+//! The server tests are `#[ignore = "needs aiosmtpd (scripts/setup/30-smtp.sh)"]`;
+//! `./scripts/test-all.sh` (the README's test command) sources that hook and runs them
+//! with `--include-ignored`, and they fail, never skip, when the hook's variables are
+//! missing. The tests that need no server (builder checks, a refused or silent port)
+//! always run.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
